@@ -1,0 +1,150 @@
+//! The errors socknotify reports, in one place so that kinds and messages stay consistent.
+//!
+//! Every failure becomes a [`std::io::Error`] at the boundary. `Failure` is the compact
+//! form a [`Registration`](crate::Registration) stores until its `result()` is read.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+
+/// A failure, small enough to store in every registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The registration was never passed to `process`.
+    NotProcessed,
+    /// The operation field is not one of NONE, ENABLE, DISABLE, REMOVE.
+    BadOperation(u8),
+    /// The filter has bits outside `IN | OUT | HANGUP`.
+    BadFilter(u16),
+    /// The trigger has bits outside the four known flags.
+    UnknownTrigger(u8),
+    /// The trigger has neither or both of ONESHOT and PERSISTENT.
+    OneshotOrPersistent(u8),
+    /// The trigger has neither or both of LEVEL and EDGE.
+    LevelOrEdge(u8),
+    /// A negative descriptor.
+    BadDescriptor(RawFd),
+    /// The descriptor is not open.
+    Closed(RawFd),
+    /// The descriptor is open but is not a socket.
+    NotSocket(RawFd),
+    /// ENABLE with a key different from the registration's.
+    KeyChange(RawFd),
+    /// DISABLE or REMOVE of a socket with no registration on this port.
+    NotRegistered(RawFd),
+    /// The socket is registered on another port.
+    OtherPort(RawFd),
+    /// The port was closed.
+    PortClosed,
+    /// An operating-system error with no more specific meaning here.
+    Os(i32),
+}
+
+impl Failure {
+    /// The error kind callers match on.
+    pub(crate) fn kind(self) -> io::ErrorKind {
+        use io::ErrorKind::*;
+        match self {
+            Failure::NotProcessed => WouldBlock,
+            Failure::BadOperation(_)
+            | Failure::BadFilter(_)
+            | Failure::UnknownTrigger(_)
+            | Failure::OneshotOrPersistent(_)
+            | Failure::LevelOrEdge(_)
+            | Failure::BadDescriptor(_)
+            | Failure::Closed(_)
+            | Failure::NotSocket(_)
+            | Failure::KeyChange(_) => InvalidInput,
+            Failure::NotRegistered(_) => NotFound,
+            Failure::OtherPort(_) => AlreadyExists,
+            Failure::PortClosed => BrokenPipe,
+            Failure::Os(code) => io::Error::from_raw_os_error(code).kind(),
+        }
+    }
+
+    /// Maps an errno from a socket query or `epoll_ctl` on `fd` to a failure.
+    pub(crate) fn from_errno(fd: RawFd, err: &io::Error) -> Failure {
+        match err.raw_os_error() {
+            Some(libc::EBADF) => Failure::Closed(fd),
+            Some(libc::ENOTSOCK) | Some(libc::EPERM) => Failure::NotSocket(fd),
+            Some(code) => Failure::Os(code),
+            None => Failure::Os(libc::EIO),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Failure::NotProcessed => write!(f, "registration has not been processed yet"),
+            Failure::BadOperation(op) => write!(
+                f,
+                "operation {op:#04x} is not one of NONE (0x00), ENABLE (0x01), \
+                 DISABLE (0x02) or REMOVE (0x04); give exactly one operation"
+            ),
+            Failure::BadFilter(bits) => write!(
+                f,
+                "event filter {bits:#06x} has bits outside IN | OUT | HANGUP (0x07); \
+                 ERR and REMOVE are delivered without being asked for"
+            ),
+            Failure::UnknownTrigger(bits) => write!(
+                f,
+                "trigger {bits:#04x} has unknown bits; use ONESHOT, PERSISTENT, LEVEL, EDGE"
+            ),
+            Failure::OneshotOrPersistent(bits) => write!(
+                f,
+                "trigger {bits:#04x} needs exactly one of ONESHOT (0x01) and PERSISTENT (0x02)"
+            ),
+            Failure::LevelOrEdge(bits) => write!(
+                f,
+                "trigger {bits:#04x} needs exactly one of LEVEL (0x04) and EDGE (0x08)"
+            ),
+            Failure::BadDescriptor(fd) => write!(f, "descriptor {fd} is negative"),
+            Failure::Closed(fd) => write!(f, "descriptor {fd} is not open"),
+            Failure::NotSocket(fd) => write!(
+                f,
+                "descriptor {fd} is not a socket; only sockets can be registered"
+            ),
+            Failure::KeyChange(fd) => write!(
+                f,
+                "socket {fd} is registered with another completion key; to change the key, \
+                 REMOVE it, wait for its REMOVE entry, then ENABLE it again"
+            ),
+            Failure::NotRegistered(fd) => write!(
+                f,
+                "socket {fd} has no registration on this port (never registered, already \
+                 removed, or closed since)"
+            ),
+            Failure::OtherPort(fd) => write!(
+                f,
+                "socket {fd} is registered on another completion port; a socket can be \
+                 registered on one port only"
+            ),
+            Failure::PortClosed => write!(f, "the completion port is closed"),
+            Failure::Os(code) => write!(f, "{}", io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<Failure> for io::Error {
+    fn from(failure: Failure) -> io::Error {
+        match failure {
+            Failure::Os(code) => io::Error::from_raw_os_error(code),
+            _ => io::Error::new(failure.kind(), failure),
+        }
+    }
+}
+
+/// Whether `err` says that the completion port was closed ([`CompletionPort::close`]).
+///
+/// Such errors have kind [`io::ErrorKind::BrokenPipe`].
+///
+/// [`CompletionPort::close`]: crate::CompletionPort::close
+#[must_use]
+pub fn is_port_closed(err: &io::Error) -> bool {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<Failure>())
+        .is_some_and(|f| *f == Failure::PortClosed)
+}

@@ -1,0 +1,391 @@
+//! `CompletionPort` and `PortBuilder`: the public face. No system calls here; they go
+//! through the selector (`sys`) and the registry.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::Failure;
+use crate::event::CompletionEntry;
+use crate::owners;
+use crate::queue::{self, Gate};
+use crate::registration::Registration;
+use crate::registry::Registry;
+use crate::sys::{RawEvent, Selector, PROBE_TOKEN, WAKE_TOKEN};
+
+/// Which kernel interface a port uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The best one available on this machine, chosen when the port is built.
+    #[default]
+    Auto,
+    /// Linux `epoll(7)`: one `epoll_ctl` per registration change, one `epoll_wait` per
+    /// dequeue.
+    Epoll,
+    /// Linux `io_uring(7)`: not available in this version; building a port with it fails
+    /// with [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported).
+    IoUring,
+}
+
+/// A completion port: a queue of completion entries shared by any number of threads, fed by
+/// the sockets registered on it and by [`post`](CompletionPort::post).
+///
+/// `CompletionPort` is `Send + Sync`: share it with [`Arc`] or scoped threads. Dropping it
+/// closes it ([`close`](CompletionPort::close)) and ends every registration silently.
+///
+/// See the [crate documentation](crate) for the model and an example.
+#[doc(alias = "CreateIoCompletionPort")]
+#[doc(alias = "HANDLE")]
+pub struct CompletionPort {
+    inner: Inner,
+}
+
+struct Inner {
+    selector: Selector,
+    registry: Mutex<Registry>,
+    gate: Arc<Gate>,
+}
+
+/// Builds a [`CompletionPort`] with a chosen concurrency and backend.
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct PortBuilder {
+    concurrency: usize,
+    backend: Backend,
+}
+
+impl PortBuilder {
+    /// How many threads may be released at once (`NumberOfConcurrentThreads`); 0, the
+    /// default, means the number of CPUs.
+    pub fn concurrency(mut self, threads: usize) -> Self {
+        self.concurrency = threads;
+        self
+    }
+
+    /// Which backend to use; [`Backend::Auto`] by default. The environment variable
+    /// `SOCKNOTIFY_BACKEND` (`epoll`, `io_uring`) overrides `Auto`, so that a test suite can
+    /// run once per backend.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Creates the port.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's error if the selector cannot be created (descriptor limits, for
+    /// example); [`Unsupported`](io::ErrorKind::Unsupported) for a backend this build or
+    /// this machine cannot provide; [`InvalidInput`](io::ErrorKind::InvalidInput) for an
+    /// unknown `SOCKNOTIFY_BACKEND` value.
+    pub fn build(self) -> io::Result<CompletionPort> {
+        let backend = match self.backend {
+            Backend::Auto => backend_from_env()?,
+            chosen => chosen,
+        };
+        let concurrency = match self.concurrency {
+            0 => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            n => n,
+        };
+        let selector = Selector::new(backend)?;
+        let port = owners::register_port(selector.fd());
+        Ok(CompletionPort {
+            inner: Inner {
+                selector,
+                registry: Mutex::new(Registry::new(port)),
+                gate: Gate::new(concurrency),
+            },
+        })
+    }
+}
+
+fn backend_from_env() -> io::Result<Backend> {
+    match std::env::var("SOCKNOTIFY_BACKEND") {
+        Err(_) => Ok(Backend::Auto),
+        Ok(v) => match v.as_str() {
+            "" | "auto" => Ok(Backend::Auto),
+            "epoll" => Ok(Backend::Epoll),
+            "io_uring" | "iouring" | "uring" => Ok(Backend::IoUring),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("SOCKNOTIFY_BACKEND={other:?} is not one of auto, epoll, io_uring"),
+            )),
+        },
+    }
+}
+
+thread_local! {
+    static RAW: RefCell<Vec<RawEvent>> = const { RefCell::new(Vec::new()) };
+}
+
+impl CompletionPort {
+    /// A port with concurrency 0 (the number of CPUs) and [`Backend::Auto`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PortBuilder::build`].
+    #[doc(alias = "CreateIoCompletionPort")]
+    pub fn new() -> io::Result<CompletionPort> {
+        Self::builder().build()
+    }
+
+    /// A builder for a port with a chosen concurrency or backend.
+    pub fn builder() -> PortBuilder {
+        PortBuilder::default()
+    }
+
+    /// The backend this port uses (never [`Backend::Auto`]).
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.inner.selector.backend()
+    }
+
+    /// The concurrency: how many threads may be released at once.
+    #[must_use]
+    pub fn concurrency(&self) -> usize {
+        self.inner.gate.concurrency()
+    }
+
+    /// The number of registrations on this port (including sockets closed since they were
+    /// registered, which the port has not yet noticed).
+    #[must_use]
+    pub fn registrations(&self) -> usize {
+        self.registry().len()
+    }
+
+    /// Applies `registrations` in order, then dequeues into `entries` as
+    /// [`dequeue`](CompletionPort::dequeue) does (`ProcessSocketNotifications`).
+    ///
+    /// Each registration gets its own result ([`Registration::result`]); one bad
+    /// registration does not stop the others. With an empty `entries`, `process` only
+    /// registers and returns `Ok(0)` at once. Returns the number of entries written.
+    ///
+    /// # Errors
+    ///
+    /// Only for the call as a whole: [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port
+    /// is or gets closed (every registration's result says so too), or a kernel error from
+    /// the wait.
+    #[doc(alias = "ProcessSocketNotifications")]
+    pub fn process(
+        &self,
+        registrations: &mut [Registration],
+        entries: &mut [CompletionEntry],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        self.apply(registrations)?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.dequeue(entries, timeout)
+    }
+
+    fn apply(&self, registrations: &mut [Registration]) -> io::Result<()> {
+        if self.is_closed() {
+            for registration in registrations.iter_mut() {
+                registration.set_result(Err(Failure::PortClosed));
+            }
+            return Err(Failure::PortClosed.into());
+        }
+        if registrations.is_empty() {
+            return Ok(());
+        }
+        let mut registry = self.registry();
+        let mut closed = false;
+        for registration in registrations.iter_mut() {
+            let result = registration.request().and_then(|request| {
+                let remove = registry.apply(&self.inner.selector, request)?;
+                if let Some(entry) = remove {
+                    self.queue(entry)?;
+                }
+                Ok(())
+            });
+            closed |= result == Err(Failure::PortClosed);
+            registration.set_result(result);
+        }
+        if closed {
+            return Err(Failure::PortClosed.into());
+        }
+        Ok(())
+    }
+
+    /// Dequeues up to `entries.len()` entries, waiting up to `timeout` for the first
+    /// (`GetQueuedCompletionStatusEx`). Returns how many were written, `Ok(0)` on timeout.
+    ///
+    /// `None` waits forever; `Some(Duration::ZERO)` never blocks; any other timeout returns
+    /// no earlier than it when nothing arrives. When more threads call than the port's
+    /// concurrency allows, the others wait even if entries are ready; the most recent
+    /// waiter goes first. The calling thread counts as released from the moment this
+    /// returns entries until it calls again.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for an empty `entries`;
+    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is or gets closed; a kernel
+    /// error from the wait.
+    #[doc(alias = "GetQueuedCompletionStatusEx")]
+    pub fn dequeue(
+        &self,
+        entries: &mut [CompletionEntry],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        if entries.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the entries buffer is empty; pass room for at least one entry",
+            ));
+        }
+        // No deadline: forever (also for timeouts too large to represent).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let gate = &self.inner.gate;
+        let Some(admission) = gate.admit(entries, deadline)? else {
+            return Ok(0);
+        };
+        self.wake_if(admission.wake);
+        let mut got = admission.taken;
+        loop {
+            let wait = if got > 0 {
+                Some(Duration::ZERO)
+            } else {
+                deadline.map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            let (delivered, saw_wake, result) = self.wait(&mut entries[got..], wait);
+            got += delivered;
+            let again = got == 0
+                && deadline.is_none_or(|d| Instant::now() < d)
+                && result
+                    .as_ref()
+                    .map_or_else(|e| e.kind() == io::ErrorKind::Interrupted, |_| true);
+            let back = gate.back(got, saw_wake, &mut entries[got..], again);
+            self.wake_if(back.wake);
+            got += back.taken;
+            if back.again {
+                continue;
+            }
+            if got > 0 {
+                return Ok(got);
+            }
+            if gate.is_closed() {
+                return Err(Failure::PortClosed.into());
+            }
+            return match result {
+                Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+                _ => Ok(0),
+            };
+        }
+    }
+
+    /// One kernel wait: delivers validated entries into `out`. Returns how many, whether a
+    /// wake was seen, and the wait's result.
+    fn wait(
+        &self,
+        out: &mut [CompletionEntry],
+        timeout: Option<Duration>,
+    ) -> (usize, bool, io::Result<()>) {
+        RAW.with(|raw| {
+            let mut raw = raw.borrow_mut();
+            raw.clear();
+            let result = self.inner.selector.wait(&mut raw, out.len(), timeout);
+            let mut delivered = 0;
+            let mut saw_wake = false;
+            if !raw.is_empty() {
+                let mut registry = self.registry();
+                for event in raw.iter() {
+                    match event.token {
+                        WAKE_TOKEN => saw_wake = true,
+                        PROBE_TOKEN => {}
+                        _ => {
+                            if let Some(entry) = registry.deliver(&self.inner.selector, *event) {
+                                out[delivered] = entry;
+                                delivered += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            (delivered, saw_wake, result)
+        })
+    }
+
+    /// Queues `entry` for one dequeuing thread (`PostQueuedCompletionStatus`). `key`,
+    /// `bytes` and `overlapped` come out unchanged; any key is allowed, including one equal
+    /// to a registration's.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is closed.
+    #[doc(alias = "PostQueuedCompletionStatus")]
+    pub fn post(&self, entry: CompletionEntry) -> io::Result<()> {
+        self.queue(entry).map_err(io::Error::from)
+    }
+
+    fn queue(&self, entry: CompletionEntry) -> Result<(), Failure> {
+        let wake = self.inner.gate.push(entry)?;
+        self.wake_if(wake);
+        Ok(())
+    }
+
+    /// Runs `f`, a call that may block on something other than this port, with the calling
+    /// thread's release slot given back for that time, so that another thread can run in its
+    /// place (what Windows does by itself when a released thread blocks in the kernel).
+    /// Afterwards the thread counts as released again, even if that briefly exceeds the
+    /// concurrency. If the thread is not released on this port, `f` simply runs.
+    pub fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
+        queue::blocking(&self.inner.gate, f)
+    }
+
+    /// Closes the port (`CloseHandle`). Every thread waiting in `dequeue`/`process` wakes
+    /// with a [`BrokenPipe`](io::ErrorKind::BrokenPipe) error; every later call fails the
+    /// same way; queued entries are dropped; every registration ends without a REMOVE
+    /// entry, so its sockets can be registered on another port. Closing twice is harmless.
+    #[doc(alias = "CloseHandle")]
+    pub fn close(&self) {
+        // Registrations first, under the registry lock, so that none is made afterwards.
+        self.registry().close();
+        if self.inner.gate.close() {
+            self.wake_if(true);
+        }
+    }
+
+    /// Whether [`close`](CompletionPort::close) was called.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.inner.gate.is_closed()
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // Registry operations leave it consistent before anything that can panic.
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_if(&self, wake: bool) {
+        if wake {
+            // A wake can only fail if the eventfd is broken, which would be a bug; the
+            // waiter then still ends at its timeout.
+            let result = self.inner.selector.wake();
+            debug_assert!(result.is_ok(), "wake failed: {result:?}");
+        }
+    }
+}
+
+impl Drop for CompletionPort {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl fmt::Debug for CompletionPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionPort")
+            .field("backend", &self.backend())
+            .field("concurrency", &self.concurrency())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}

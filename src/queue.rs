@@ -1,0 +1,354 @@
+//! Posted entries, wakeups, and the concurrency gate (rule 18).
+//!
+//! # The gate
+//!
+//! A port lets at most `concurrency` threads be *active*. A thread is active while it waits
+//! in the kernel (it holds the slot it will run on) and from the moment a dequeue returns
+//! entries to it until it calls again (it is *released*). Threads beyond that wait here, in
+//! user space, on a stack: when a slot frees, the most recent one goes first (LIFO, as on
+//! Windows), and a thread that calls again re-takes its own slot without waking anyone.
+//!
+//! # Posted entries
+//!
+//! Posted entries and REMOVE entries wait in a FIFO queue. Queuing one wakes at most one
+//! thread: a thread waiting in the kernel (through the selector's `wake`) if one is there
+//! and not already woken for an earlier entry, otherwise the top waiter of the stack if a
+//! slot is free. A thread that takes fewer entries than are queued passes the rest on the
+//! same way before it returns.
+//!
+//! # Released slots
+//!
+//! Which port a thread is released on is kept in a thread-local. The slot is given back
+//! when the thread calls `dequeue`/`process` again (on any port), when it declares that it
+//! is about to block elsewhere ([`CompletionPort::blocking`]), and when the thread exits.
+//!
+//! [`CompletionPort::blocking`]: crate::CompletionPort::blocking
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use crate::error::Failure;
+use crate::event::CompletionEntry;
+
+/// The gate's shared state.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    concurrency: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    queue: VecDeque<CompletionEntry>,
+    /// Threads in the kernel plus released threads.
+    active: usize,
+    /// Threads in the kernel wait.
+    in_kernel: usize,
+    /// A kernel wake was sent and no waiter has seen it yet. Wakes sent while one is
+    /// pending could coalesce in the kernel, so at most one is outstanding; whoever sees it
+    /// passes the next one on if entries remain.
+    wake_pending: bool,
+    /// Threads waiting for a slot, most recent last.
+    waiters: Vec<Arc<Waiter>>,
+    closed: bool,
+}
+
+/// One thread waiting for a slot.
+#[derive(Debug, Default)]
+pub(crate) struct Waiter {
+    cv: Condvar,
+    woken: AtomicBool,
+}
+
+/// A thread admitted by [`Gate::admit`]: it holds a slot and counts as in the kernel.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    /// Queued entries it took into the front of the caller's buffer.
+    pub(crate) taken: usize,
+    /// The caller must wake one kernel waiter through the selector.
+    pub(crate) wake: bool,
+}
+
+/// The outcome of [`Gate::back`].
+#[derive(Debug)]
+pub(crate) struct Back {
+    /// Queued entries taken into the buffer passed to `back`.
+    pub(crate) taken: usize,
+    /// The caller must wake one kernel waiter through the selector.
+    pub(crate) wake: bool,
+    /// The thread is still admitted and should wait in the kernel again.
+    pub(crate) again: bool,
+}
+
+impl Gate {
+    pub(crate) fn new(concurrency: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            concurrency,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent before it can panic.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Gives back this thread's released slot (on whatever port), then waits until it may
+    /// run: a free slot, or the deadline (`Ok(None)`). Once admitted, the thread counts as
+    /// active and in the kernel, and the queued entries it took are at the front of `out`.
+    pub(crate) fn admit(
+        self: &Arc<Gate>,
+        out: &mut [CompletionEntry],
+        deadline: Option<Instant>,
+    ) -> Result<Option<Admission>, Failure> {
+        release_current_thread();
+        let mut st = self.lock();
+        loop {
+            if st.closed {
+                return Err(Failure::PortClosed);
+            }
+            if st.active < self.concurrency {
+                st.active += 1;
+                let taken = st.take(out);
+                let wake = self.pass_on(&mut st);
+                st.in_kernel += 1;
+                return Ok(Some(Admission { taken, wake }));
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Ok(None);
+            }
+            st = self.park(st, deadline);
+        }
+    }
+
+    /// Waits on this thread's condition variable until woken, closed, or `deadline`.
+    fn park<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, State> {
+        let waiter = WAITER.with(Arc::clone);
+        // `woken` is only written under the lock, which we hold.
+        waiter.woken.store(false, Ordering::Relaxed);
+        st.waiters.push(Arc::clone(&waiter));
+        loop {
+            st = match deadline {
+                None => waiter.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let timeout = d.saturating_duration_since(Instant::now());
+                    waiter
+                        .cv
+                        .wait_timeout(st, timeout)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            if waiter.woken.load(Ordering::Relaxed) || st.closed {
+                return st;
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                if let Some(pos) = st.waiters.iter().rposition(|w| Arc::ptr_eq(w, &waiter)) {
+                    st.waiters.remove(pos);
+                }
+                return st;
+            }
+        }
+    }
+
+    /// An admitted thread is back from one kernel wait that gave it `got` entries (queued
+    /// ones taken before included); `saw_wake` says whether it saw a kernel wake. It takes
+    /// queued entries into `rest` (the free part of its buffer). With entries it becomes a
+    /// released thread. Without, if `again` it stays admitted to wait once more, otherwise
+    /// it gives its slot to the most recent parked waiter.
+    pub(crate) fn back(
+        self: &Arc<Gate>,
+        got: usize,
+        saw_wake: bool,
+        rest: &mut [CompletionEntry],
+        again: bool,
+    ) -> Back {
+        let mut st = self.lock();
+        st.in_kernel -= 1;
+        if saw_wake {
+            st.wake_pending = false;
+        }
+        let taken = st.take(rest);
+        if st.closed {
+            // Closing wakes kernel waiters one at a time: pass it on.
+            st.active -= 1;
+            let wake = st.in_kernel > 0;
+            return Back {
+                taken: 0,
+                wake,
+                again: false,
+            };
+        }
+        let wake = self.pass_on(&mut st);
+        if got + taken > 0 {
+            associate(self);
+            return Back {
+                taken,
+                wake,
+                again: false,
+            };
+        }
+        if again {
+            st.in_kernel += 1;
+        } else {
+            st.active -= 1;
+            self.wake_waiter(&mut st);
+        }
+        Back { taken, wake, again }
+    }
+
+    /// Queues a posted or REMOVE entry. Returns whether the caller must wake one kernel
+    /// waiter through the selector.
+    pub(crate) fn push(&self, entry: CompletionEntry) -> Result<bool, Failure> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Failure::PortClosed);
+        }
+        st.queue.push_back(entry);
+        Ok(self.pass_on(&mut st))
+    }
+
+    /// Makes sure someone will serve the queue: a thread in the kernel (one outstanding wake
+    /// at a time; returns true when the caller must send it), else the most recent parked
+    /// waiter if a slot is free. Released threads see the queue when they call again.
+    fn pass_on(&self, st: &mut State) -> bool {
+        if st.queue.is_empty() {
+            return false;
+        }
+        if st.in_kernel > 0 {
+            let send = !st.wake_pending;
+            st.wake_pending = true;
+            return send;
+        }
+        self.wake_waiter(st);
+        false
+    }
+
+    /// Wakes the most recent parked waiter if a slot is free for it.
+    fn wake_waiter(&self, st: &mut State) {
+        if st.active >= self.concurrency {
+            return;
+        }
+        if let Some(w) = st.waiters.pop() {
+            w.woken.store(true, Ordering::Relaxed);
+            w.cv.notify_one();
+        }
+    }
+
+    /// Gives back a released slot (the thread calls again, blocks elsewhere, or exits).
+    fn release_slot(&self) {
+        let mut st = self.lock();
+        st.active -= 1;
+        if !st.closed {
+            self.wake_waiter(&mut st);
+        }
+    }
+
+    /// Takes a slot back after [`release_slot`](Gate::release_slot), even past the limit
+    /// (as Windows does when a thread returns from blocking elsewhere).
+    fn retake_slot(&self) {
+        self.lock().active += 1;
+    }
+
+    /// Closes the gate: queued entries are dropped, parked waiters wake and fail, every
+    /// later call fails. Returns whether the caller must wake a kernel waiter (each one that
+    /// wakes passes the wake on). `false` if it was closed already.
+    pub(crate) fn close(&self) -> bool {
+        let mut st = self.lock();
+        if st.closed {
+            return false;
+        }
+        st.closed = true;
+        st.queue.clear();
+        for w in st.waiters.drain(..) {
+            w.woken.store(true, Ordering::Relaxed);
+            w.cv.notify_one();
+        }
+        st.in_kernel > 0
+    }
+}
+
+impl State {
+    fn take(&mut self, out: &mut [CompletionEntry]) -> usize {
+        let n = out.len().min(self.queue.len());
+        for (slot, entry) in out.iter_mut().zip(self.queue.drain(..n)) {
+            *slot = entry;
+        }
+        n
+    }
+}
+
+/// A thread's released slot on one port; given back when dropped.
+struct Association {
+    gate: Weak<Gate>,
+}
+
+impl Drop for Association {
+    fn drop(&mut self) {
+        if let Some(gate) = self.gate.upgrade() {
+            gate.release_slot();
+        }
+    }
+}
+
+thread_local! {
+    static WAITER: Arc<Waiter> = Arc::new(Waiter::default());
+    static RELEASED: RefCell<Option<Association>> = const { RefCell::new(None) };
+}
+
+/// Records that this thread now holds a released slot on `gate`.
+fn associate(gate: &Arc<Gate>) {
+    // The slot was counted by the caller; only the record is set here. A previous
+    // association was given back by `admit`, so there is none to drop under the lock.
+    RELEASED.with(|r| {
+        let previous = r.borrow_mut().replace(Association {
+            gate: Arc::downgrade(gate),
+        });
+        debug_assert!(previous.is_none());
+        std::mem::forget(previous);
+    });
+}
+
+/// Gives back this thread's released slot, if it has one.
+pub(crate) fn release_current_thread() {
+    // Take it out first: dropping it locks the gate, and must not happen while borrowed.
+    let association = RELEASED.try_with(|r| r.borrow_mut().take()).ok().flatten();
+    drop(association);
+}
+
+/// Runs `f` with this thread's slot on `gate` given back, if it holds one there.
+pub(crate) fn blocking<R>(gate: &Arc<Gate>, f: impl FnOnce() -> R) -> R {
+    let holds = RELEASED.with(|r| {
+        r.borrow()
+            .as_ref()
+            .is_some_and(|a| std::ptr::eq(a.gate.as_ptr(), Arc::as_ptr(gate)))
+    });
+    if !holds {
+        return f();
+    }
+    gate.release_slot();
+    // Restore the slot even if `f` panics, so the count stays right.
+    struct Retake<'a>(&'a Gate);
+    impl Drop for Retake<'_> {
+        fn drop(&mut self) {
+            self.0.retake_slot();
+        }
+    }
+    let _retake = Retake(gate);
+    f()
+}

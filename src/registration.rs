@@ -1,0 +1,276 @@
+//! `Registration` (Winsock's `SOCK_NOTIFY_REGISTRATION`), `Operation`, and the validation of
+//! their bits.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use crate::error::Failure;
+use crate::event::{Events, Trigger};
+
+/// What a [`Registration`] asks `process` to do.
+///
+/// The values are those of Winsock's `SOCK_NOTIFY_OP_*` constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Operation {
+    /// Do nothing; the registration's result is `Ok(())`.
+    #[doc(alias = "SOCK_NOTIFY_OP_NONE")]
+    None = 0x00,
+    /// Create the registration, or replace its filter and trigger (and re-arm it).
+    #[doc(alias = "SOCK_NOTIFY_OP_ENABLE")]
+    Enable = 0x01,
+    /// Stop new entries but keep the registration.
+    #[doc(alias = "SOCK_NOTIFY_OP_DISABLE")]
+    Disable = 0x02,
+    /// Delete the registration; its last entry carries [`Events::REMOVE`].
+    #[doc(alias = "SOCK_NOTIFY_OP_REMOVE")]
+    Remove = 0x04,
+}
+
+/// One registration change for [`CompletionPort::process`](crate::CompletionPort::process),
+/// with room for its own result.
+///
+/// Build one with [`enable`](Registration::enable), [`disable`](Registration::disable),
+/// [`remove`](Registration::remove), or from raw values with
+/// [`from_raw`](Registration::from_raw) and [`from_bits`](Registration::from_bits). The
+/// socket is named by its descriptor only; the registration does not keep it open.
+#[doc(alias = "SOCK_NOTIFY_REGISTRATION")]
+#[derive(Clone, Debug)]
+pub struct Registration {
+    socket: RawFd,
+    key: usize,
+    events: u16,
+    operation: u8,
+    trigger: u8,
+    result: Option<Failure>,
+}
+
+/// A registration whose bits were checked: what the registry acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    None,
+    Enable {
+        fd: RawFd,
+        key: usize,
+        filter: Events,
+        trigger: Trigger,
+    },
+    Disable {
+        fd: RawFd,
+    },
+    Remove {
+        fd: RawFd,
+    },
+}
+
+impl Registration {
+    /// Registers `socket` with completion key `key`, or changes its registration
+    /// (`SOCK_NOTIFY_OP_ENABLE`).
+    pub fn enable(socket: &impl AsFd, key: usize, events: Events, trigger: Trigger) -> Self {
+        Self::from_raw(
+            socket.as_fd().as_raw_fd(),
+            key,
+            events,
+            Operation::Enable,
+            trigger,
+        )
+    }
+
+    /// Stops new entries for `socket`'s registration (`SOCK_NOTIFY_OP_DISABLE`).
+    pub fn disable(socket: &impl AsFd) -> Self {
+        let fd = socket.as_fd().as_raw_fd();
+        Self::from_raw(fd, 0, Events::empty(), Operation::Disable, Trigger::empty())
+    }
+
+    /// Removes `socket`'s registration (`SOCK_NOTIFY_OP_REMOVE`); its last entry will carry
+    /// [`Events::REMOVE`].
+    pub fn remove(socket: &impl AsFd) -> Self {
+        let fd = socket.as_fd().as_raw_fd();
+        Self::from_raw(fd, 0, Events::empty(), Operation::Remove, Trigger::empty())
+    }
+
+    /// A registration from raw parts, as a `SOCK_NOTIFY_REGISTRATION` holds them.
+    ///
+    /// This is safe whatever `socket` is: a descriptor that is closed, or not a socket, makes
+    /// this registration's [`result`](Registration::result) an error. Unknown bits in
+    /// `events` or `trigger` (kept by `from_bits_retain`) are reported the same way.
+    pub fn from_raw(
+        socket: RawFd,
+        key: usize,
+        events: Events,
+        operation: Operation,
+        trigger: Trigger,
+    ) -> Self {
+        Self::from_bits(socket, key, events.bits(), operation as u8, trigger.bits())
+    }
+
+    /// A registration from raw bit fields, for decoding foreign structures (the C interface).
+    /// Any combination is accepted here and checked by `process`.
+    pub fn from_bits(socket: RawFd, key: usize, events: u16, operation: u8, trigger: u8) -> Self {
+        Registration {
+            socket,
+            key,
+            events,
+            operation,
+            trigger,
+            result: Some(Failure::NotProcessed),
+        }
+    }
+
+    /// The socket's descriptor.
+    #[must_use]
+    pub fn socket(&self) -> RawFd {
+        self.socket
+    }
+
+    /// The completion key.
+    #[must_use]
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// The event filter, unknown bits included.
+    #[must_use]
+    pub fn events(&self) -> Events {
+        Events::from_bits_retain(self.events)
+    }
+
+    /// The trigger flags, unknown bits included.
+    #[must_use]
+    pub fn trigger(&self) -> Trigger {
+        Trigger::from_bits_retain(self.trigger)
+    }
+
+    /// The operation, or `None` when the operation bits are not exactly one known operation.
+    #[must_use]
+    pub fn operation(&self) -> Option<Operation> {
+        match self.operation {
+            0x00 => Some(Operation::None),
+            0x01 => Some(Operation::Enable),
+            0x02 => Some(Operation::Disable),
+            0x04 => Some(Operation::Remove),
+            _ => None,
+        }
+    }
+
+    /// The outcome of this registration, filled in by
+    /// [`process`](crate::CompletionPort::process) (`registrationResult`).
+    ///
+    /// # Errors
+    ///
+    /// - [`WouldBlock`](io::ErrorKind::WouldBlock): not processed yet.
+    /// - [`InvalidInput`](io::ErrorKind::InvalidInput): bad operation, filter or trigger
+    ///   bits; a descriptor that is closed or not a socket; ENABLE with a different key.
+    /// - [`NotFound`](io::ErrorKind::NotFound): DISABLE or REMOVE of a socket with no
+    ///   registration on this port.
+    /// - [`AlreadyExists`](io::ErrorKind::AlreadyExists): the socket is registered on
+    ///   another port.
+    /// - [`BrokenPipe`](io::ErrorKind::BrokenPipe): the port is closed.
+    pub fn result(&self) -> io::Result<()> {
+        match self.result {
+            None => Ok(()),
+            Some(failure) => Err(failure.into()),
+        }
+    }
+
+    pub(crate) fn set_result(&mut self, result: Result<(), Failure>) {
+        self.result = result.err();
+    }
+
+    /// Checks the bits and says what to do (rule 1: unknown bits and more than one operation
+    /// are errors; ENABLE needs one of ONESHOT/PERSISTENT and one of LEVEL/EDGE).
+    pub(crate) fn request(&self) -> Result<Request, Failure> {
+        let op = self
+            .operation()
+            .ok_or(Failure::BadOperation(self.operation))?;
+        if op == Operation::None {
+            return Ok(Request::None);
+        }
+        let filter = Events::from_bits(self.events)
+            .filter(|f| Events::FILTER.contains(*f))
+            .ok_or(Failure::BadFilter(self.events))?;
+        let trigger =
+            Trigger::from_bits(self.trigger).ok_or(Failure::UnknownTrigger(self.trigger))?;
+        if self.socket < 0 {
+            return Err(Failure::BadDescriptor(self.socket));
+        }
+        let fd = self.socket;
+        Ok(match op {
+            Operation::Enable => {
+                if trigger.contains(Trigger::ONESHOT) == trigger.contains(Trigger::PERSISTENT) {
+                    return Err(Failure::OneshotOrPersistent(self.trigger));
+                }
+                if trigger.contains(Trigger::LEVEL) == trigger.contains(Trigger::EDGE) {
+                    return Err(Failure::LevelOrEdge(self.trigger));
+                }
+                Request::Enable {
+                    fd,
+                    key: self.key,
+                    filter,
+                    trigger,
+                }
+            }
+            Operation::Disable => Request::Disable { fd },
+            Operation::Remove => Request::Remove { fd },
+            Operation::None => unreachable!("handled above"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enable_bits(events: u16, trigger: u8) -> Result<Request, Failure> {
+        Registration::from_bits(3, 9, events, 0x01, trigger).request()
+    }
+
+    #[test]
+    fn every_trigger_byte_is_classified() {
+        for t in 0..=u8::MAX {
+            let got = enable_bits(0x01, t);
+            let known = t & !0x0f == 0;
+            let one_mode = (t & 0x01 != 0) != (t & 0x02 != 0);
+            let one_edge = (t & 0x04 != 0) != (t & 0x08 != 0);
+            match got {
+                Ok(_) => assert!(known && one_mode && one_edge, "trigger {t:#x} accepted"),
+                Err(f) => {
+                    assert!(!(known && one_mode && one_edge), "trigger {t:#x} refused");
+                    assert_eq!(f.kind(), io::ErrorKind::InvalidInput);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_operation_byte_is_classified() {
+        for op in 0..=u8::MAX {
+            let got = Registration::from_bits(3, 0, 0, op, 0).request();
+            match op {
+                0x00 => assert_eq!(got, Ok(Request::None)),
+                0x01 => assert_eq!(got, Err(Failure::OneshotOrPersistent(0))),
+                0x02 => assert_eq!(got, Ok(Request::Disable { fd: 3 })),
+                0x04 => assert_eq!(got, Ok(Request::Remove { fd: 3 })),
+                _ => assert_eq!(got, Err(Failure::BadOperation(op))),
+            }
+        }
+    }
+
+    #[test]
+    fn every_filter_word_is_classified() {
+        for bits in 0..=u16::MAX {
+            let got = enable_bits(bits, 0x06);
+            if bits & !0x07 == 0 {
+                assert!(got.is_ok(), "filter {bits:#x} refused");
+            } else {
+                assert_eq!(got, Err(Failure::BadFilter(bits)));
+            }
+        }
+    }
+
+    #[test]
+    fn unprocessed_registration_says_so() {
+        let r = Registration::from_bits(3, 0, 0, 0, 0);
+        assert_eq!(r.result().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    }
+}

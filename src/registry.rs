@@ -1,0 +1,402 @@
+//! The per-port registration table: the state machine of SPEC section 3, above any backend.
+//!
+//! Each registration lives in a slot of a slab; a descriptor-indexed table finds the slot of
+//! a socket. The kernel reports readiness with a *token*, `generation << 32 | slot`, and the
+//! generation changes at every ENABLE, DISABLE and REMOVE, and when a slot is freed. A report
+//! whose token is not the slot's current one is stale and dropped, so nothing the kernel
+//! said before a change (or about a closed socket, or about an earlier socket with the same
+//! descriptor number) reaches the caller.
+//!
+//! Every operation is O(1): a slab index, a descriptor index, and at most two system calls.
+//!
+//! # Memory per registration
+//!
+//! A slot is 24 bytes ([`Slot`]: key 8, descriptor 4, generation 4, filter, trigger, state
+//! and kind 1 each), the descriptor index 4 bytes, the process-wide owner table 4 bytes:
+//! 32 bytes in all, checked by the `slot_is_24_bytes` test with `size_of`. The two
+//! descriptor-indexed tables cost 4 bytes per descriptor number up to the highest one
+//! registered, which for the dense descriptor numbers of a server is the same figure.
+//!
+//! # Closed sockets
+//!
+//! Closing a registered socket removes it from the kernel's interest set and nobody is
+//! told. The slot stays until the registry next touches that descriptor number: a re-arm,
+//! DISABLE or REMOVE then fails in the kernel with `ENOENT` (or `EBADF`), and the slot is
+//! freed silently (rule 7). ENABLE of a new socket with the same number then registers it
+//! afresh.
+
+use std::os::fd::RawFd;
+
+use crate::error::Failure;
+use crate::event::{CompletionEntry, Events, Trigger};
+use crate::owners::{self, PortId};
+use crate::registration::Request;
+use crate::sys::{self, RawEvent, Selector, SocketKind};
+
+/// No slot: the end of the free list.
+const NIL: u32 = u32::MAX;
+/// Slots are indexed below this, so no token equals a sentinel token.
+const MAX_SLOTS: usize = (u32::MAX - 2) as usize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum State {
+    /// Not a registration; `key` holds the next free slot.
+    Free,
+    /// Entries are queued when the condition holds (LEVEL) or becomes true (EDGE).
+    Armed,
+    /// A one-shot registration that delivered its entry; waits for ENABLE.
+    Fired,
+    /// DISABLE'd; waits for ENABLE.
+    Disabled,
+}
+
+/// One registration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot {
+    key: usize,
+    fd: RawFd,
+    generation: u32,
+    filter: u8,
+    trigger: u8,
+    state: State,
+    datagram: bool,
+}
+
+impl Slot {
+    fn filter(&self) -> Events {
+        Events::from_bits_retain(u16::from(self.filter))
+    }
+
+    fn trigger(&self) -> Trigger {
+        Trigger::from_bits_retain(self.trigger)
+    }
+}
+
+/// The registrations of one port.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    port: PortId,
+    slots: Vec<Slot>,
+    free: u32,
+    /// Descriptor number → slot index + 1 (0: none).
+    by_fd: Vec<u32>,
+    live: usize,
+    closed: bool,
+}
+
+fn token(index: usize, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | index as u64
+}
+
+fn is(err: &std::io::Error, code: i32) -> bool {
+    err.raw_os_error() == Some(code)
+}
+
+impl Registry {
+    pub(crate) fn new(port: PortId) -> Registry {
+        Registry {
+            port,
+            slots: Vec::new(),
+            free: NIL,
+            by_fd: Vec::new(),
+            live: 0,
+            closed: false,
+        }
+    }
+
+    /// The number of live registrations (closed sockets not yet noticed included).
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Applies one checked registration. Returns the REMOVE entry to queue, if any.
+    pub(crate) fn apply(
+        &mut self,
+        selector: &Selector,
+        request: Request,
+    ) -> Result<Option<CompletionEntry>, Failure> {
+        if self.closed {
+            return Err(Failure::PortClosed);
+        }
+        match request {
+            Request::None => Ok(None),
+            Request::Enable {
+                fd,
+                key,
+                filter,
+                trigger,
+            } => self
+                .enable(selector, fd, key, filter, trigger)
+                .map(|()| None),
+            Request::Disable { fd } => self.disable(selector, fd).map(|()| None),
+            Request::Remove { fd } => self.remove(selector, fd).map(Some),
+        }
+    }
+
+    fn enable(
+        &mut self,
+        selector: &Selector,
+        fd: RawFd,
+        key: usize,
+        filter: Events,
+        trigger: Trigger,
+    ) -> Result<(), Failure> {
+        let Some(index) = self.lookup(fd) else {
+            return self.create(selector, fd, key, filter, trigger);
+        };
+        let slot = self.slots[index];
+        let generation = slot.generation.wrapping_add(1);
+        if slot.key == key {
+            // Rule 2: replace filter and trigger, re-arm.
+            match selector.modify(fd, token(index, generation), filter, trigger) {
+                Ok(()) => {
+                    self.rearm(index, generation, filter, trigger);
+                    Ok(())
+                }
+                Err(e) if is(&e, libc::ENOENT) => {
+                    // The registered socket was closed; `fd` may name a new one.
+                    self.forget(index);
+                    self.create(selector, fd, key, filter, trigger)
+                }
+                Err(e) => {
+                    if is(&e, libc::EBADF) {
+                        self.forget(index);
+                    }
+                    Err(Failure::from_errno(fd, &e))
+                }
+            }
+        } else {
+            // A different key: an error if the registered socket is still open (rule 2);
+            // if it was closed and `fd` now names a new socket, that socket registers afresh
+            // (rule 7). Adding tells which: the kernel refuses a file it already watches.
+            let kind = match sys::socket_kind(fd) {
+                Ok(kind) => kind,
+                Err(e) => {
+                    if is(&e, libc::EBADF) {
+                        self.forget(index);
+                    }
+                    return Err(Failure::from_errno(fd, &e));
+                }
+            };
+            owners::claim(fd, self.port)?;
+            match selector.add(fd, token(index, generation), filter, trigger) {
+                Ok(()) => {
+                    self.slots[index] = Slot {
+                        key,
+                        fd,
+                        generation,
+                        filter: filter.bits() as u8,
+                        trigger: trigger.bits(),
+                        state: State::Armed,
+                        datagram: kind == SocketKind::Datagram,
+                    };
+                    Ok(())
+                }
+                Err(e) if is(&e, libc::EEXIST) => Err(Failure::KeyChange(fd)),
+                Err(e) => Err(Failure::from_errno(fd, &e)),
+            }
+        }
+    }
+
+    fn create(
+        &mut self,
+        selector: &Selector,
+        fd: RawFd,
+        key: usize,
+        filter: Events,
+        trigger: Trigger,
+    ) -> Result<(), Failure> {
+        let kind = sys::socket_kind(fd).map_err(|e| Failure::from_errno(fd, &e))?;
+        if self.live >= MAX_SLOTS {
+            return Err(Failure::Os(libc::ENOSPC));
+        }
+        owners::claim(fd, self.port)?;
+        let index = self.alloc();
+        let generation = self.slots[index].generation;
+        let t = token(index, generation);
+        let added = match selector.add(fd, t, filter, trigger) {
+            // Only if a dup of a closed registered socket got this number back.
+            Err(e) if is(&e, libc::EEXIST) => selector.modify(fd, t, filter, trigger),
+            other => other,
+        };
+        if let Err(e) = added {
+            self.release_slot(index);
+            owners::release(fd, self.port);
+            return Err(Failure::from_errno(fd, &e));
+        }
+        self.slots[index] = Slot {
+            key,
+            fd,
+            generation,
+            filter: filter.bits() as u8,
+            trigger: trigger.bits(),
+            state: State::Armed,
+            datagram: kind == SocketKind::Datagram,
+        };
+        let fd_index = fd as usize;
+        if self.by_fd.len() <= fd_index {
+            self.by_fd.resize(fd_index + 1, 0);
+        }
+        self.by_fd[fd_index] = index as u32 + 1;
+        self.live += 1;
+        Ok(())
+    }
+
+    fn disable(&mut self, selector: &Selector, fd: RawFd) -> Result<(), Failure> {
+        let index = self.lookup(fd).ok_or(Failure::NotRegistered(fd))?;
+        let generation = self.slots[index].generation.wrapping_add(1);
+        match selector.disarm(fd, token(index, generation)) {
+            Ok(()) => {
+                let slot = &mut self.slots[index];
+                slot.generation = generation;
+                slot.state = State::Disabled;
+                Ok(())
+            }
+            Err(e) => Err(self.vanished(index, fd, &e)),
+        }
+    }
+
+    fn remove(&mut self, selector: &Selector, fd: RawFd) -> Result<CompletionEntry, Failure> {
+        let index = self.lookup(fd).ok_or(Failure::NotRegistered(fd))?;
+        match selector.delete(fd) {
+            Ok(()) => {
+                let key = self.slots[index].key;
+                self.forget(index);
+                // Rule 4: the generation changed above, so from here on every report the
+                // kernel made for this registration is dropped; the caller queues this entry
+                // after that point.
+                Ok(CompletionEntry::notification(key, Events::REMOVE))
+            }
+            Err(e) => Err(self.vanished(index, fd, &e)),
+        }
+    }
+
+    /// The kernel refused an operation on a registered descriptor. `ENOENT`/`EBADF` mean
+    /// the socket was closed: its registration ended silently (rule 7).
+    fn vanished(&mut self, index: usize, fd: RawFd, err: &std::io::Error) -> Failure {
+        if is(err, libc::ENOENT) || is(err, libc::EBADF) {
+            self.forget(index);
+            Failure::NotRegistered(fd)
+        } else {
+            Failure::from_errno(fd, err)
+        }
+    }
+
+    /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
+    pub(crate) fn deliver(
+        &mut self,
+        selector: &Selector,
+        event: RawEvent,
+    ) -> Option<CompletionEntry> {
+        let index = (event.token & u64::from(u32::MAX)) as usize;
+        let generation = (event.token >> 32) as u32;
+        let slot = self.slots.get_mut(index)?;
+        if slot.generation != generation || slot.state != State::Armed {
+            return None;
+        }
+        let filter = slot.filter();
+        let trigger = slot.trigger();
+        let events = event.readiness.events(filter, slot.datagram);
+        if events.is_empty() {
+            if trigger.is_oneshot() {
+                // The kernel disarmed it for a report the caller did not ask for (a HUP
+                // without HANGUP in the filter); keep the registration armed. Failure means
+                // the socket is gone, which the next operation on it will notice.
+                let _ = selector.modify(slot.fd, event.token, filter, trigger);
+            }
+            return None;
+        }
+        if trigger.is_oneshot() {
+            slot.state = State::Fired;
+        }
+        Some(CompletionEntry::notification(slot.key, events))
+    }
+
+    /// Ends every registration (the port is closing): no entries, no claims left.
+    pub(crate) fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let slots = std::mem::take(&mut self.slots);
+        owners::unregister_port(
+            self.port,
+            slots
+                .iter()
+                .filter(|s| s.state != State::Free)
+                .map(|s| s.fd),
+        );
+        self.by_fd = Vec::new();
+        self.free = NIL;
+        self.live = 0;
+    }
+
+    fn lookup(&self, fd: RawFd) -> Option<usize> {
+        match self.by_fd.get(fd as usize) {
+            Some(&i) if i != 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
+
+    fn rearm(&mut self, index: usize, generation: u32, filter: Events, trigger: Trigger) {
+        let slot = &mut self.slots[index];
+        slot.generation = generation;
+        slot.filter = filter.bits() as u8;
+        slot.trigger = trigger.bits();
+        slot.state = State::Armed;
+    }
+
+    /// Ends the registration in `index`: its tokens go stale, its claim is given up.
+    fn forget(&mut self, index: usize) {
+        let fd = self.slots[index].fd;
+        self.by_fd[fd as usize] = 0;
+        self.live -= 1;
+        self.release_slot(index);
+        owners::release(fd, self.port);
+    }
+
+    fn alloc(&mut self) -> usize {
+        if self.free == NIL {
+            self.slots.push(Slot {
+                key: NIL as usize,
+                fd: -1,
+                generation: 0,
+                filter: 0,
+                trigger: 0,
+                state: State::Free,
+                datagram: false,
+            });
+            return self.slots.len() - 1;
+        }
+        let index = self.free as usize;
+        self.free = self.slots[index].key as u32;
+        index
+    }
+
+    fn release_slot(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.state = State::Free;
+        slot.key = self.free as usize;
+        slot.fd = -1;
+        self.free = index as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
+    }
+
+    #[test]
+    fn tokens_never_collide_with_sentinels() {
+        let last = token(MAX_SLOTS - 1, u32::MAX);
+        assert_ne!(last, sys::WAKE_TOKEN);
+        assert_ne!(last, sys::PROBE_TOKEN);
+    }
+}
