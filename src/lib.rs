@@ -132,4 +132,5 @@ mod sys;
 pub use error::is_port_closed;
 pub use event::{CompletionEntry, Events, Trigger};
 pub use port::{Backend, CompletionPort, PortBuilder};
+pub use queue::PortStats;
 pub use registration::{Operation, Registration};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::error::Failure;
 use crate::event::CompletionEntry;
 use crate::owners;
-use crate::queue::{self, Gate};
+use crate::queue::{self, Gate, PortStats};
 use crate::registration::Registration;
 use crate::registry::Registry;
 use crate::sys::{RawEvent, Selector, PROBE_TOKEN, WAKE_TOKEN};
@@ -252,7 +252,12 @@ impl CompletionPort {
             } else {
                 deadline.map(|d| d.saturating_duration_since(Instant::now()))
             };
-            let (delivered, saw_wake, result) = self.wait(&mut entries[got..], wait);
+            let (delivered, saw_wake, result) = if got < entries.len() {
+                self.wait(&mut entries[got..], wait)
+            } else {
+                // Filled from the queue: no kernel call at all.
+                (0, false, Ok(()))
+            };
             got += delivered;
             let again = got == 0
                 && deadline.is_none_or(|d| Instant::now() < d)
@@ -348,6 +353,13 @@ impl CompletionPort {
         if self.inner.gate.close() {
             self.wake_if(true);
         }
+    }
+
+    /// What the port's threads are doing right now: for monitoring, and for tests that
+    /// need to know that a thread is waiting.
+    #[must_use]
+    pub fn stats(&self) -> PortStats {
+        self.inner.gate.stats()
     }
 
     /// Whether [`close`](CompletionPort::close) was called.

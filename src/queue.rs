@@ -33,6 +33,25 @@ use std::time::Instant;
 use crate::error::Failure;
 use crate::event::CompletionEntry;
 
+/// What a port's threads are doing, at one instant ([`CompletionPort::stats`]).
+///
+/// [`CompletionPort::stats`]: crate::CompletionPort::stats
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PortStats {
+    /// Posted and REMOVE entries waiting to be dequeued.
+    pub queued: usize,
+    /// Threads released (holding a slot between a dequeue that returned entries and their
+    /// next call), including those inside [`CompletionPort::blocking`] that came back.
+    ///
+    /// [`CompletionPort::blocking`]: crate::CompletionPort::blocking
+    pub released: usize,
+    /// Threads waiting in the kernel for readiness (each holds a slot).
+    pub waiting_in_kernel: usize,
+    /// Threads waiting for a slot, beyond the concurrency.
+    pub waiting_for_slot: usize,
+}
+
 /// The gate's shared state.
 #[derive(Debug)]
 pub(crate) struct Gate {
@@ -102,6 +121,17 @@ impl Gate {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// A snapshot of the gate for [`CompletionPort::stats`](crate::CompletionPort::stats).
+    pub(crate) fn stats(&self) -> PortStats {
+        let st = self.lock();
+        PortStats {
+            queued: st.queue.len(),
+            released: st.active - st.in_kernel,
+            waiting_in_kernel: st.in_kernel,
+            waiting_for_slot: st.waiters.len(),
+        }
     }
 
     /// Gives back this thread's released slot (on whatever port), then waits until it may

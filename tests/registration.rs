@@ -1,0 +1,281 @@
+//! SPEC section 3, rules 1–9: registration.
+
+mod util;
+
+use std::fs::File;
+use std::io::{ErrorKind, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+
+use socknotify::{Events, Operation, Registration, Trigger};
+use util::*;
+
+#[test]
+fn rule_01_enable_creates_a_registration() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, server) = tcp_pair();
+        enable(&port, &server, 11, Events::IN, LEVEL);
+        assert_eq!(port.registrations(), 1);
+        client.write_all(b"x").unwrap();
+        expect_entry(&port, 11, Events::IN);
+    });
+}
+
+#[test]
+fn rule_01_trigger_needs_one_mode_and_one_edge() {
+    each_backend(|b| {
+        let port = port(b);
+        let (_client, server) = tcp_pair();
+        let bad = [
+            Trigger::empty(),
+            Trigger::LEVEL,
+            Trigger::EDGE,
+            Trigger::ONESHOT,
+            Trigger::PERSISTENT,
+            Trigger::ONESHOT | Trigger::PERSISTENT | Trigger::LEVEL,
+            Trigger::ONESHOT | Trigger::LEVEL | Trigger::EDGE,
+            Trigger::all(),
+            Trigger::from_bits_retain(0x10) | LEVEL,
+        ];
+        for trigger in bad {
+            let err = apply_one(&port, Registration::enable(&server, 1, Events::IN, trigger))
+                .expect_err("bad trigger accepted");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{trigger:?}: {err}");
+        }
+        assert_eq!(
+            port.registrations(),
+            0,
+            "a refused ENABLE registered something"
+        );
+        for trigger in [LEVEL, EDGE, ONESHOT_LEVEL, ONESHOT_EDGE] {
+            let fresh = tcp_pair().1;
+            apply_one(&port, Registration::enable(&fresh, 1, Events::IN, trigger))
+                .unwrap_or_else(|e| panic!("{trigger:?} refused: {e}"));
+        }
+    });
+}
+
+#[test]
+fn rule_01_unknown_bits_and_several_operations_are_invalid() {
+    each_backend(|b| {
+        let port = port(b);
+        let (_client, server) = tcp_pair();
+        let fd = server.as_raw_fd();
+        let cases = [
+            // ERR and REMOVE are never asked for.
+            Registration::from_raw(fd, 1, Events::ERR, Operation::Enable, LEVEL),
+            Registration::from_raw(fd, 1, Events::REMOVE | Events::IN, Operation::Enable, LEVEL),
+            Registration::from_bits(fd, 1, 0x0100, 0x01, LEVEL.bits()),
+            // ENABLE | REMOVE, ENABLE | DISABLE, an unknown operation.
+            Registration::from_bits(fd, 1, 0x01, 0x05, LEVEL.bits()),
+            Registration::from_bits(fd, 1, 0x01, 0x03, LEVEL.bits()),
+            Registration::from_bits(fd, 1, 0x01, 0x08, LEVEL.bits()),
+            // Unknown trigger bits on REMOVE too.
+            Registration::from_bits(fd, 1, 0, 0x04, 0x80),
+        ];
+        let mut batch = cases.to_vec();
+        for (i, result) in apply(&port, &mut batch).into_iter().enumerate() {
+            let err = result.expect_err("invalid registration accepted");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "case {i}: {err}");
+        }
+        assert_eq!(port.registrations(), 0);
+    });
+}
+
+#[test]
+fn rule_02_enable_replaces_filter_and_rearms() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, mut server) = tcp_pair();
+        enable(&port, &server, 5, Events::IN, ONESHOT_LEVEL);
+        client.write_all(b"a").unwrap();
+        expect_entry(&port, 5, Events::IN);
+        expect_nothing(&port); // fired
+                               // Replace IN with OUT: a writable socket reports OUT at once, and no longer IN.
+        enable(&port, &server, 5, Events::OUT, LEVEL);
+        expect_entry(&port, 5, Events::OUT);
+        enable(&port, &server, 5, Events::IN, LEVEL);
+        assert_eq!(read_all(&mut server), 1);
+        expect_nothing(&port);
+    });
+}
+
+#[test]
+fn rule_02_key_cannot_change() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, server) = tcp_pair();
+        enable(&port, &server, 5, Events::IN, LEVEL);
+        let err = apply_one(&port, Registration::enable(&server, 6, Events::IN, LEVEL))
+            .expect_err("key change accepted");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        client.write_all(b"a").unwrap();
+        expect_entry(&port, 5, Events::IN);
+        // The documented way: REMOVE, wait for the REMOVE entry, register again.
+        remove_and_wait(&port, &server, 5);
+        enable(&port, &server, 6, Events::IN, LEVEL);
+        expect_entry(&port, 6, Events::IN);
+    });
+}
+
+#[test]
+fn rule_03_disable_stops_entries_enable_resumes() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, server) = tcp_pair();
+        enable(&port, &server, 3, Events::IN, LEVEL);
+        apply_one(&port, Registration::disable(&server)).expect("disable");
+        client.write_all(b"a").unwrap();
+        expect_nothing(&port);
+        assert_eq!(port.registrations(), 1, "DISABLE keeps the registration");
+        enable(&port, &server, 3, Events::IN, LEVEL);
+        expect_entry(&port, 3, Events::IN);
+    });
+}
+
+#[test]
+fn rule_04_remove_queues_one_remove_entry_and_is_last() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, server) = tcp_pair();
+        // Persistent level with unread data: the kernel keeps reporting it.
+        enable(&port, &server, 9, Events::IN | Events::OUT, LEVEL);
+        client.write_all(b"pending").unwrap();
+        expect_entry(&port, 9, Events::IN | Events::OUT);
+        apply_one(&port, Registration::remove(&server)).expect("remove");
+        let all = drain(&port);
+        let removes: Vec<_> = all
+            .iter()
+            .filter(|e| e.events() == Events::REMOVE)
+            .collect();
+        assert_eq!(removes.len(), 1, "exactly one REMOVE entry: {all:?}");
+        assert_eq!(removes[0].key, 9);
+        let pos = all
+            .iter()
+            .position(|e| e.events() == Events::REMOVE)
+            .unwrap();
+        assert!(
+            all[pos + 1..].iter().all(|e| e.key != 9),
+            "entries after REMOVE: {all:?}"
+        );
+        assert_eq!(port.registrations(), 0);
+        client.write_all(b"more").unwrap();
+        expect_nothing(&port);
+    });
+}
+
+#[test]
+fn rule_05_disable_or_remove_unknown_is_not_found() {
+    each_backend(|b| {
+        let port = port(b);
+        let (_client, server) = tcp_pair();
+        for registration in [
+            Registration::disable(&server),
+            Registration::remove(&server),
+        ] {
+            let err = apply_one(&port, registration).expect_err("unknown socket accepted");
+            assert_eq!(err.kind(), ErrorKind::NotFound);
+        }
+        enable(&port, &server, 1, Events::IN, LEVEL);
+        apply_one(&port, Registration::remove(&server)).expect("first remove");
+        let err = apply_one(&port, Registration::remove(&server)).expect_err("second remove");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        let all = drain(&port);
+        assert_eq!(all.iter().filter(|e| e.events().is_remove()).count(), 1);
+    });
+}
+
+#[test]
+fn rule_06_one_port_per_socket() {
+    each_backend(|b| {
+        let first = port(b);
+        let second = port(b);
+        let (mut client, server) = tcp_pair();
+        enable(&first, &server, 1, Events::IN, LEVEL);
+        let err = apply_one(&second, Registration::enable(&server, 1, Events::IN, LEVEL))
+            .expect_err("registered on two ports");
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        client.write_all(b"x").unwrap();
+        expect_entry(&first, 1, Events::IN);
+        expect_nothing(&second);
+        // After REMOVE it may move.
+        remove_and_wait(&first, &server, 1);
+        enable(&second, &server, 2, Events::IN, LEVEL);
+        expect_entry(&second, 2, Events::IN);
+        // After a port closes, its sockets are free too.
+        let (_c2, s2) = tcp_pair();
+        enable(&second, &s2, 3, Events::IN, LEVEL);
+        second.close();
+        enable(&first, &s2, 3, Events::OUT, LEVEL);
+        expect_entry(&first, 3, Events::OUT);
+    });
+}
+
+#[test]
+fn rule_08_only_sockets() {
+    each_backend(|b| {
+        let port = port(b);
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let file = File::open("Cargo.toml").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // A number no descriptor has: closing one of ours instead would race with the
+        // other tests' threads, which may be given the number at once.
+        let closed = 1 << 24;
+        let cases = [
+            (fds[0], "pipe"),
+            (file.as_raw_fd(), "regular file"),
+            (closed, "closed descriptor"),
+            (-1, "negative descriptor"),
+        ];
+        for (fd, what) in cases {
+            let r = Registration::from_raw(fd, 1, Events::IN, Operation::Enable, LEVEL);
+            let err = apply_one(&port, r).expect_err(what);
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{what}: {err}");
+        }
+        assert_eq!(port.registrations(), 0);
+        enable(&port, &listener, 1, Events::IN, LEVEL);
+        // SAFETY: both pipe ends are owned here and closed once.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    });
+}
+
+#[test]
+fn rule_09_each_registration_has_its_own_result_and_the_call_dequeues() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut c1, s1) = tcp_pair();
+        let (mut c2, s2) = tcp_pair();
+        let (_c3, s3) = tcp_pair();
+        c1.write_all(b"1").unwrap();
+        c2.write_all(b"2").unwrap();
+        let mut batch = [
+            Registration::enable(&s1, 1, Events::IN, Trigger::LEVEL), // invalid trigger
+            Registration::enable(&s2, 2, Events::IN, ONESHOT_LEVEL),
+            Registration::remove(&s3), // not registered
+            Registration::enable(&s1, 1, Events::IN, ONESHOT_LEVEL),
+        ];
+        let mut entries = [Default::default(); 8];
+        let n = port
+            .process(&mut batch, &mut entries, Some(ARRIVAL))
+            .expect("process");
+        assert_eq!(
+            batch[0].result().unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        batch[1].result().expect("second applied");
+        assert_eq!(batch[2].result().unwrap_err().kind(), ErrorKind::NotFound);
+        batch[3].result().expect("fourth applied");
+        assert!(n >= 1, "the call dequeued nothing");
+        let mut keys: Vec<usize> = entries[..n].iter().map(|e| e.key).collect();
+        keys.extend(drain(&port).iter().map(|e| e.key));
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys, [1, 2]);
+    });
+}

@@ -1,0 +1,214 @@
+//! Helpers shared by the conformance tests: backends, socket pairs, and expectations about
+//! what a port delivers (as mio's `expect_events`).
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socknotify::{Backend, CompletionEntry, CompletionPort, Events, Registration, Trigger};
+
+/// How long an expected entry may take to arrive.
+pub const ARRIVAL: Duration = Duration::from_secs(5);
+/// How long to watch for an entry that must not come.
+pub const QUIET: Duration = Duration::from_millis(150);
+
+/// Every backend this machine can run; says loudly which ones it skips.
+pub fn backends() -> Vec<Backend> {
+    let mut available = Vec::new();
+    for backend in [Backend::Epoll, Backend::IoUring] {
+        match CompletionPort::builder().backend(backend).build() {
+            Ok(port) => {
+                assert_eq!(port.backend(), backend, "backend() must report the truth");
+                available.push(backend);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                eprintln!("SKIP: backend {backend:?} is unavailable here: {e}");
+            }
+            Err(e) => panic!("building a port with {backend:?} failed: {e}"),
+        }
+    }
+    assert!(!available.is_empty(), "no backend available");
+    available
+}
+
+/// Runs `test` once per available backend, naming the backend if it fails.
+pub fn each_backend(test: impl Fn(Backend)) {
+    for backend in backends() {
+        eprintln!("-- backend {backend:?}");
+        test(backend);
+    }
+}
+
+/// A port on `backend` with concurrency 0 (the CPU count).
+pub fn port(backend: Backend) -> CompletionPort {
+    port_with(backend, 0)
+}
+
+/// A port on `backend` with the given concurrency.
+pub fn port_with(backend: Backend, concurrency: usize) -> CompletionPort {
+    CompletionPort::builder()
+        .backend(backend)
+        .concurrency(concurrency)
+        .build()
+        .expect("build port")
+}
+
+/// A connected loopback TCP pair `(client, server)`, both non-blocking.
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    client.set_nonblocking(true).unwrap();
+    server.set_nonblocking(true).unwrap();
+    client.set_nodelay(true).unwrap();
+    server.set_nodelay(true).unwrap();
+    (client, server)
+}
+
+/// A connected loopback UDP pair, both non-blocking.
+pub fn udp_pair() -> (UdpSocket, UdpSocket) {
+    let a = UdpSocket::bind("127.0.0.1:0").expect("bind a");
+    let b = UdpSocket::bind("127.0.0.1:0").expect("bind b");
+    a.connect(b.local_addr().unwrap()).unwrap();
+    b.connect(a.local_addr().unwrap()).unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
+
+pub const LEVEL: Trigger = Trigger::PERSISTENT.union(Trigger::LEVEL);
+pub const EDGE: Trigger = Trigger::PERSISTENT.union(Trigger::EDGE);
+pub const ONESHOT_LEVEL: Trigger = Trigger::ONESHOT.union(Trigger::LEVEL);
+pub const ONESHOT_EDGE: Trigger = Trigger::ONESHOT.union(Trigger::EDGE);
+
+/// Applies `registrations` without dequeuing and returns their results.
+pub fn apply(port: &CompletionPort, registrations: &mut [Registration]) -> Vec<io::Result<()>> {
+    let n = port
+        .process(registrations, &mut [], Some(Duration::ZERO))
+        .expect("process");
+    assert_eq!(n, 0, "process with no entry buffer dequeues nothing");
+    registrations.iter().map(Registration::result).collect()
+}
+
+/// Applies one registration and returns its result.
+pub fn apply_one(port: &CompletionPort, registration: Registration) -> io::Result<()> {
+    apply(port, &mut [registration]).pop().unwrap()
+}
+
+/// Registers `socket`, which must succeed.
+pub fn enable(
+    port: &CompletionPort,
+    socket: &impl std::os::fd::AsFd,
+    key: usize,
+    events: Events,
+    trigger: Trigger,
+) {
+    apply_one(port, Registration::enable(socket, key, events, trigger)).expect("enable");
+}
+
+/// Dequeues one batch, waiting up to `timeout`.
+pub fn dequeue(port: &CompletionPort, timeout: Duration) -> Vec<CompletionEntry> {
+    let mut entries = [CompletionEntry::default(); 64];
+    let n = port.dequeue(&mut entries, Some(timeout)).expect("dequeue");
+    entries[..n].to_vec()
+}
+
+/// Waits for the next entry, failing after [`ARRIVAL`].
+pub fn next_entry(port: &CompletionPort) -> CompletionEntry {
+    let mut entry = [CompletionEntry::default(); 1];
+    let n = port.dequeue(&mut entry, Some(ARRIVAL)).expect("dequeue");
+    assert_eq!(n, 1, "no entry arrived within {ARRIVAL:?}");
+    entry[0]
+}
+
+/// Waits for an entry for `key` whose events are exactly `events`.
+pub fn expect_entry(port: &CompletionPort, key: usize, events: Events) {
+    let entry = next_entry(port);
+    assert_eq!(
+        (entry.key, entry.events(), entry.overlapped),
+        (key, events, 0),
+        "unexpected entry {entry:?}"
+    );
+}
+
+/// Asserts that no entry arrives within [`QUIET`].
+pub fn expect_nothing(port: &CompletionPort) {
+    let got = dequeue(port, QUIET);
+    assert!(got.is_empty(), "expected no entry, got {got:?}");
+}
+
+/// Collects every entry that arrives until the port has been quiet for [`QUIET`].
+pub fn drain(port: &CompletionPort) -> Vec<CompletionEntry> {
+    let mut all = Vec::new();
+    loop {
+        let got = dequeue(port, QUIET);
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+    }
+}
+
+/// Removes `socket`'s registration and waits for its REMOVE entry, which must be the only
+/// entry for `key` from then on; returns the other entries seen on the way.
+pub fn remove_and_wait(
+    port: &CompletionPort,
+    socket: &impl std::os::fd::AsFd,
+    key: usize,
+) -> Vec<CompletionEntry> {
+    apply_one(port, Registration::remove(socket)).expect("remove");
+    let deadline = Instant::now() + ARRIVAL;
+    let mut others = Vec::new();
+    while Instant::now() < deadline {
+        for entry in dequeue(port, Duration::from_millis(100)) {
+            if entry.key == key && entry.events() == Events::REMOVE {
+                return others;
+            }
+            others.push(entry);
+        }
+    }
+    panic!("no REMOVE entry for key {key} within {ARRIVAL:?}");
+}
+
+/// Reads everything available from a non-blocking stream; returns the byte count.
+pub fn read_all(stream: &mut TcpStream) -> usize {
+    let mut buf = [0u8; 65536];
+    let mut total = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Closes `stream` with an RST (SO_LINGER 0), so the peer sees a reset.
+pub fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid `struct linger` for the size passed; the descriptor is
+    // owned by `stream`, open for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
+    drop(stream);
+}
+
+/// Shuts down the writing side, so the peer sees end of stream.
+pub fn shutdown_write(stream: &TcpStream) {
+    stream.shutdown(Shutdown::Write).expect("shutdown");
+}
