@@ -13,8 +13,8 @@ use crate::event::CompletionEntry;
 use crate::owners;
 use crate::queue::{self, Gate, PortStats};
 use crate::registration::Registration;
-use crate::registry::Registry;
-use crate::sys::{RawEvent, Selector, PROBE_TOKEN, WAKE_TOKEN};
+use crate::registry::{Planned, Registry};
+use crate::sys::{Change, RawEvent, Selector, PROBE_TOKEN, WAKE_TOKEN};
 
 /// Which kernel interface a port uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -118,8 +118,27 @@ fn backend_from_env() -> io::Result<Backend> {
     }
 }
 
+/// Per-thread buffers, reused by every call so that the hot path does not allocate.
+#[derive(Default)]
+struct Scratch {
+    /// Kernel reports of one wait.
+    raw: Vec<RawEvent>,
+    /// Changes planned by the registry, with the index of their registration.
+    planned: Vec<(usize, Planned)>,
+    /// The planned changes, as the selector takes them.
+    changes: Vec<Change>,
+    /// The selector's answer for each change.
+    results: Vec<io::Result<()>>,
+}
+
+impl Scratch {
+    fn is_planned(&self, fd: std::os::fd::RawFd) -> bool {
+        self.planned.iter().any(|(_, p)| p.change.fd == fd)
+    }
+}
+
 thread_local! {
-    static RAW: RefCell<Vec<RawEvent>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 impl CompletionPort {
@@ -176,14 +195,21 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        self.apply(registrations)?;
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        self.dequeue(entries, timeout)
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            let applied = self.apply(scratch, registrations);
+            if applied.is_err() || entries.is_empty() {
+                self.flush(scratch, registrations);
+                return applied.map(|()| 0);
+            }
+            self.dequeue_in(scratch, registrations, entries, timeout)
+        })
     }
 
-    fn apply(&self, registrations: &mut [Registration]) -> io::Result<()> {
+    /// Applies `registrations` in order. Re-arms and DISABLEs of registered sockets are only
+    /// planned when the backend batches them with the wait; the rest is applied now (after
+    /// the planned changes, when one concerns the same socket, to keep the order).
+    fn apply(&self, scratch: &mut Scratch, registrations: &mut [Registration]) -> io::Result<()> {
         if self.is_closed() {
             for registration in registrations.iter_mut() {
                 registration.set_result(Err(Failure::PortClosed));
@@ -193,23 +219,46 @@ impl CompletionPort {
         if registrations.is_empty() {
             return Ok(());
         }
-        let mut registry = self.registry();
+        let batching = self.inner.selector.batches();
+        let mut registry = Some(self.registry());
         let mut closed = false;
-        for registration in registrations.iter_mut() {
-            let result = registration.request().and_then(|request| {
-                let remove = registry.apply(&self.inner.selector, request)?;
-                if let Some(entry) = remove {
-                    self.queue(entry)?;
+        for i in 0..registrations.len() {
+            let request = match registrations[i].request() {
+                Ok(request) => request,
+                Err(failure) => {
+                    registrations[i].set_result(Err(failure));
+                    continue;
                 }
-                Ok(())
-            });
+            };
+            let reg = registry.get_or_insert_with(|| self.registry());
+            if batching {
+                if let Some(planned) = reg.plan(request) {
+                    scratch.planned.push((i, planned));
+                    continue;
+                }
+                if request.fd().is_some_and(|fd| scratch.is_planned(fd)) {
+                    registry = None;
+                    self.flush(scratch, registrations);
+                }
+            }
+            let reg = registry.get_or_insert_with(|| self.registry());
+            let result = reg
+                .apply(&self.inner.selector, request)
+                .and_then(|remove| remove.map_or(Ok(()), |entry| self.queue(entry)));
             closed |= result == Err(Failure::PortClosed);
-            registration.set_result(result);
+            registrations[i].set_result(result);
         }
         if closed {
             return Err(Failure::PortClosed.into());
         }
         Ok(())
+    }
+
+    /// Submits the planned changes without waiting, and records their results.
+    fn flush(&self, scratch: &mut Scratch, registrations: &mut [Registration]) {
+        if !scratch.planned.is_empty() {
+            let _ = self.wait(scratch, registrations, &mut [], None);
+        }
     }
 
     /// Dequeues up to `entries.len()` entries, waiting up to `timeout` for the first
@@ -238,10 +287,41 @@ impl CompletionPort {
                 "the entries buffer is empty; pass room for at least one entry",
             ));
         }
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            self.dequeue_in(scratch, &mut [], entries, timeout)
+        })
+    }
+
+    /// Dequeues; the planned changes in `scratch` go with the first kernel wait.
+    fn dequeue_in(
+        &self,
+        scratch: &mut Scratch,
+        registrations: &mut [Registration],
+        entries: &mut [CompletionEntry],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
         // No deadline: forever (also for timeouts too large to represent).
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let gate = &self.inner.gate;
-        let Some(admission) = gate.admit(entries, deadline)? else {
+        let admitted = if scratch.planned.is_empty() {
+            gate.admit(entries, deadline)
+        } else {
+            // Changes must not wait for a slot: apply them first if one is not free now.
+            match gate.admit(entries, Some(Instant::now())) {
+                Ok(None) => {
+                    self.flush(scratch, registrations);
+                    gate.admit(entries, deadline)
+                }
+                other => {
+                    if other.is_err() {
+                        self.flush(scratch, registrations);
+                    }
+                    other
+                }
+            }
+        };
+        let Some(admission) = admitted? else {
             return Ok(0);
         };
         self.wake_if(admission.wake);
@@ -252,12 +332,9 @@ impl CompletionPort {
             } else {
                 deadline.map(|d| d.saturating_duration_since(Instant::now()))
             };
-            let (delivered, saw_wake, result) = if got < entries.len() {
-                self.wait(&mut entries[got..], wait)
-            } else {
-                // Filled from the queue: no kernel call at all.
-                (0, false, Ok(()))
-            };
+            // With a full buffer this only applies the planned changes, if any.
+            let (delivered, saw_wake, result) =
+                self.wait(scratch, registrations, &mut entries[got..], wait);
             got += delivered;
             let again = got == 0
                 && deadline.is_none_or(|d| Instant::now() < d)
@@ -283,36 +360,53 @@ impl CompletionPort {
         }
     }
 
-    /// One kernel wait: delivers validated entries into `out`. Returns how many, whether a
-    /// wake was seen, and the wait's result.
+    /// One kernel transition: applies the planned changes (settling their registrations'
+    /// results) and, if `out` has room, waits and delivers validated entries into it.
+    /// Returns how many, whether a wake was seen, and the wait's result.
     fn wait(
         &self,
+        scratch: &mut Scratch,
+        registrations: &mut [Registration],
         out: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> (usize, bool, io::Result<()>) {
-        RAW.with(|raw| {
-            let mut raw = raw.borrow_mut();
-            raw.clear();
-            let result = self.inner.selector.wait(&mut raw, out.len(), timeout);
-            let mut delivered = 0;
-            let mut saw_wake = false;
-            if !raw.is_empty() {
-                let mut registry = self.registry();
-                for event in raw.iter() {
-                    match event.token {
-                        WAKE_TOKEN => saw_wake = true,
-                        PROBE_TOKEN => {}
-                        _ => {
-                            if let Some(entry) = registry.deliver(&self.inner.selector, *event) {
-                                out[delivered] = entry;
-                                delivered += 1;
-                            }
+        let Scratch {
+            raw,
+            planned,
+            changes,
+            results,
+        } = scratch;
+        raw.clear();
+        changes.clear();
+        results.clear();
+        changes.extend(planned.iter().map(|(_, p)| p.change));
+        let selector = &self.inner.selector;
+        let result = match (changes.is_empty(), out.is_empty()) {
+            (true, true) => Ok(()),
+            (true, false) => selector.wait(raw, out.len(), timeout),
+            (false, _) => selector.submit(changes, results, raw, out.len(), timeout),
+        };
+        let mut delivered = 0;
+        let mut saw_wake = false;
+        if !raw.is_empty() || !planned.is_empty() {
+            let mut registry = self.registry();
+            for ((index, plan), result) in planned.drain(..).zip(results.drain(..)) {
+                registrations[index].set_result(registry.settle(selector, &plan, result));
+            }
+            for event in raw.iter() {
+                match event.token {
+                    WAKE_TOKEN => saw_wake = true,
+                    PROBE_TOKEN => {}
+                    _ => {
+                        if let Some(entry) = registry.deliver(selector, *event) {
+                            out[delivered] = entry;
+                            delivered += 1;
                         }
                     }
                 }
             }
-            (delivered, saw_wake, result)
-        })
+        }
+        (delivered, saw_wake, result)
     }
 
     /// Queues `entry` for one dequeuing thread (`PostQueuedCompletionStatus`). `key`,

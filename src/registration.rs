@@ -63,6 +63,18 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// The descriptor the request is about, if any.
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        match *self {
+            Request::None => None,
+            Request::Enable { fd, .. } | Request::Disable { fd } | Request::Remove { fd } => {
+                Some(fd)
+            }
+        }
+    }
+}
+
 impl Registration {
     /// Registers `socket` with completion key `key`, or changes its registration
     /// (`SOCK_NOTIFY_OP_ENABLE`).

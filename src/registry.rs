@@ -31,7 +31,7 @@ use crate::error::Failure;
 use crate::event::{CompletionEntry, Events, Trigger};
 use crate::owners::{self, PortId};
 use crate::registration::Request;
-use crate::sys::{self, RawEvent, Selector, SocketKind};
+use crate::sys::{self, Change, RawEvent, Selector, SocketKind};
 
 /// No slot: the end of the free list.
 const NIL: u32 = u32::MAX;
@@ -71,6 +71,14 @@ impl Slot {
     fn trigger(&self) -> Trigger {
         Trigger::from_bits_retain(self.trigger)
     }
+}
+
+/// A change planned by [`Registry::plan`], waiting for the kernel's answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Planned {
+    pub(crate) change: Change,
+    index: usize,
+    previous: Slot,
 }
 
 /// The registrations of one port.
@@ -280,6 +288,97 @@ impl Registry {
             Failure::NotRegistered(fd)
         } else {
             Failure::from_errno(fd, err)
+        }
+    }
+
+    /// Plans a re-arm (ENABLE of a registered socket with its own key) or a DISABLE as one
+    /// interest change that a batching backend submits later, together with its wait. The
+    /// registry moves to the new state now, so that reports made under the old token are
+    /// dropped from here on; [`settle`](Registry::settle) confirms or undoes it once the
+    /// kernel has answered. Returns `None` for every other request, which goes through
+    /// [`apply`](Registry::apply).
+    pub(crate) fn plan(&mut self, request: Request) -> Option<Planned> {
+        if self.closed {
+            return None;
+        }
+        let (fd, interest) = match request {
+            Request::Enable {
+                fd,
+                key,
+                filter,
+                trigger,
+            } => {
+                let index = self.lookup(fd)?;
+                if self.slots[index].key != key {
+                    return None;
+                }
+                (fd, Some((filter, trigger)))
+            }
+            Request::Disable { fd } => (fd, None),
+            Request::None | Request::Remove { .. } => return None,
+        };
+        let index = self.lookup(fd)?;
+        let previous = self.slots[index];
+        let generation = previous.generation.wrapping_add(1);
+        match interest {
+            Some((filter, trigger)) => self.rearm(index, generation, filter, trigger),
+            None => {
+                let slot = &mut self.slots[index];
+                slot.generation = generation;
+                slot.state = State::Disabled;
+            }
+        }
+        Some(Planned {
+            change: Change {
+                fd,
+                token: token(index, generation),
+                interest,
+            },
+            index,
+            previous,
+        })
+    }
+
+    /// Confirms a planned change with the kernel's answer, or repairs the state: a socket
+    /// closed since it was registered ends silently (and a re-arm then registers whatever
+    /// socket `fd` names now, as [`apply`](Registry::apply) would).
+    pub(crate) fn settle(
+        &mut self,
+        selector: &Selector,
+        planned: &Planned,
+        result: std::io::Result<()>,
+    ) -> Result<(), Failure> {
+        if self.closed {
+            return Err(Failure::PortClosed);
+        }
+        let Err(e) = result else { return Ok(()) };
+        let fd = planned.change.fd;
+        let index = planned.index;
+        let current = self.slots.get(index).map(|s| (s.generation, s.fd));
+        if current != Some((planned.previous.generation.wrapping_add(1), fd)) {
+            // Another thread changed this registration meanwhile; its state stands.
+            return Err(Failure::from_errno(fd, &e));
+        }
+        match planned.change.interest {
+            Some((filter, trigger)) if is(&e, libc::ENOENT) => {
+                self.forget(index);
+                self.create(selector, fd, planned.previous.key, filter, trigger)
+            }
+            Some(_) if !is(&e, libc::EBADF) => {
+                self.slots[index] = planned.previous;
+                Err(Failure::from_errno(fd, &e))
+            }
+            Some(_) => {
+                self.forget(index);
+                Err(Failure::Closed(fd))
+            }
+            None => {
+                let failure = self.vanished(index, fd, &e);
+                if !matches!(failure, Failure::NotRegistered(_)) {
+                    self.slots[index] = planned.previous;
+                }
+                Err(failure)
+            }
         }
     }
 

@@ -19,6 +19,7 @@ fn rule_07_descriptor_reuse() {
         close_deregisters_silently_and_reuse_is_clean(b);
         reuse_with_the_same_key_and_other_ops_on_closed(b);
         reuse_after_close_on_another_port(b);
+        closed_socket_in_the_middle_of_a_batch(b);
     });
 }
 
@@ -108,4 +109,44 @@ fn reuse_after_close_on_another_port(b: Backend) {
     let err = apply_one(&first, Registration::disable(&server2)).expect_err("disable");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     expect_entry(&second, 2, Events::IN);
+}
+
+fn closed_socket_in_the_middle_of_a_batch(b: Backend) {
+    const SOCKETS: usize = 10;
+    const CLOSED: usize = 3;
+    let port = port(b);
+    let mut pairs: Vec<_> = (0..SOCKETS).map(|_| tcp_pair()).collect();
+    for (key, (client, server)) in pairs.iter_mut().enumerate() {
+        enable(&port, server, key, Events::IN, ONESHOT_LEVEL);
+        client.write_all(b"x").unwrap();
+    }
+    let mut fired = drain(&port);
+    fired.sort_by_key(|e| e.key);
+    assert_eq!(fired.len(), SOCKETS);
+    // Re-arm all; one of them was closed meanwhile (its number stays free).
+    let mut batch: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(key, (_, s))| Registration::enable(s, key, Events::IN, ONESHOT_LEVEL))
+        .collect();
+    let (_, closed) = pairs.remove(CLOSED);
+    drop(closed);
+    let mut entries = [socknotify::CompletionEntry::default(); 32];
+    let n = port
+        .process(&mut batch, &mut entries, Some(ARRIVAL))
+        .expect("process");
+    for (key, r) in batch.iter().enumerate() {
+        if key == CLOSED {
+            let err = r.result().expect_err("closed socket re-armed");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        } else {
+            r.result().unwrap_or_else(|e| panic!("socket {key}: {e}"));
+        }
+    }
+    let mut keys: Vec<usize> = entries[..n].iter().map(|e| e.key).collect();
+    keys.extend(drain(&port).iter().map(|e| e.key));
+    keys.sort_unstable();
+    let want: Vec<usize> = (0..SOCKETS).filter(|k| *k != CLOSED).collect();
+    assert_eq!(keys, want);
+    assert_eq!(port.registrations(), SOCKETS - 1);
 }

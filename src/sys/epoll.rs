@@ -125,10 +125,7 @@ impl Selector {
             ))?;
             // SAFETY: the kernel initialised the first `n` entries (see above).
             unsafe { events.set_len(n as usize) };
-            buf.extend(events.iter().map(|e| RawEvent {
-                token: e.u64,
-                readiness: readiness(e.events),
-            }));
+            convert(&events, buf);
             Ok(())
         })
     }
@@ -172,7 +169,16 @@ fn ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, event: &mut libc::epoll_event) -
     syscall!(epoll_ctl(epfd, op, fd, event)).map(drop)
 }
 
-fn interest(filter: Events, trigger: Trigger) -> u32 {
+/// Appends the kernel's events to `buf` in backend-neutral form.
+pub(crate) fn convert(events: &[libc::epoll_event], buf: &mut Vec<RawEvent>) {
+    buf.extend(events.iter().map(|e| RawEvent {
+        token: e.u64,
+        readiness: readiness(e.events),
+    }));
+}
+
+/// The epoll interest bits for a filter and trigger.
+pub(crate) fn interest(filter: Events, trigger: Trigger) -> u32 {
     let mut bits = 0;
     if filter.contains(Events::IN) {
         bits |= libc::EPOLLIN;

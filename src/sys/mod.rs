@@ -40,6 +40,7 @@ use crate::event::{Events, Trigger};
 use crate::port::Backend;
 
 pub(crate) mod epoll;
+pub(crate) mod uring;
 
 /// Calls a libc function and turns `-1` into the thread's `errno`, as mio's `syscall!`.
 macro_rules! syscall {
@@ -111,6 +112,15 @@ pub(crate) struct RawEvent {
     pub(crate) readiness: Readiness,
 }
 
+/// An interest change a batching backend submits together with its wait: `modify` with
+/// `interest`, or `disarm` when it is `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) fd: RawFd,
+    pub(crate) token: u64,
+    pub(crate) interest: Option<(Events, Trigger)>,
+}
+
 /// What kind of socket a descriptor names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SocketKind {
@@ -152,29 +162,32 @@ pub(crate) fn probe(selector_fd: RawFd, fd: RawFd) -> io::Result<bool> {
 #[derive(Debug)]
 pub(crate) enum Selector {
     Epoll(epoll::Selector),
+    IoUring(uring::Selector),
 }
 
 impl Selector {
     pub(crate) fn new(backend: Backend) -> io::Result<Selector> {
         match backend {
-            Backend::Auto | Backend::Epoll => Ok(Selector::Epoll(epoll::Selector::new()?)),
-            Backend::IoUring => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the io_uring backend is not available in this version; use Backend::Epoll \
-                 or Backend::Auto",
-            )),
+            Backend::Epoll => Ok(Selector::Epoll(epoll::Selector::new()?)),
+            Backend::IoUring => Ok(Selector::IoUring(uring::Selector::new()?)),
+            Backend::Auto => match uring::Selector::new() {
+                Ok(s) => Ok(Selector::IoUring(s)),
+                Err(_) => Ok(Selector::Epoll(epoll::Selector::new()?)),
+            },
         }
     }
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
             Selector::Epoll(_) => Backend::Epoll,
+            Selector::IoUring(_) => Backend::IoUring,
         }
     }
 
     pub(crate) fn fd(&self) -> RawFd {
         match self {
             Selector::Epoll(s) => s.fd(),
+            Selector::IoUring(s) => s.fd(),
         }
     }
 
@@ -187,6 +200,7 @@ impl Selector {
     ) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.add(fd, token, filter, trigger),
+            Selector::IoUring(s) => s.add(fd, token, filter, trigger),
         }
     }
 
@@ -199,18 +213,21 @@ impl Selector {
     ) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.modify(fd, token, filter, trigger),
+            Selector::IoUring(s) => s.modify(fd, token, filter, trigger),
         }
     }
 
     pub(crate) fn disarm(&self, fd: RawFd, token: u64) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.disarm(fd, token),
+            Selector::IoUring(s) => s.disarm(fd, token),
         }
     }
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.delete(fd),
+            Selector::IoUring(s) => s.delete(fd),
         }
     }
 
@@ -222,12 +239,45 @@ impl Selector {
     ) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.wait(buf, max, timeout),
+            Selector::IoUring(s) => s.wait(buf, max, timeout),
+        }
+    }
+
+    /// Whether [`submit`](Selector::submit) batches changes with the wait in one kernel
+    /// transition; if not, the registry applies changes one by one at once.
+    pub(crate) fn batches(&self) -> bool {
+        matches!(self, Selector::IoUring(_))
+    }
+
+    /// Applies `changes` (their results go to `results`, in order), then waits as
+    /// [`wait`](Selector::wait) does if `max > 0`.
+    pub(crate) fn submit(
+        &self,
+        changes: &[Change],
+        results: &mut Vec<io::Result<()>>,
+        buf: &mut Vec<RawEvent>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        match self {
+            Selector::Epoll(s) => {
+                results.extend(changes.iter().map(|c| match c.interest {
+                    Some((filter, trigger)) => s.modify(c.fd, c.token, filter, trigger),
+                    None => s.disarm(c.fd, c.token),
+                }));
+                if max == 0 {
+                    return Ok(());
+                }
+                s.wait(buf, max, timeout)
+            }
+            Selector::IoUring(s) => s.submit(changes, results, buf, max, timeout),
         }
     }
 
     pub(crate) fn wake(&self) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.wake(),
+            Selector::IoUring(s) => s.wake(),
         }
     }
 }
