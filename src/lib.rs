@@ -28,11 +28,13 @@
 //! | platform | backend | status |
 //! |---|---|---|
 //! | Linux | [`Backend::Epoll`] | complete: one `epoll_ctl` per change, one `epoll_wait` per dequeue |
-//! | Linux | [`Backend::IoUring`] | planned: changes and wait in one `io_uring_enter` |
+//! | Linux 6.15+ | [`Backend::IoUring`] | complete: re-arms and the wait in one `io_uring_enter` (see `docs/io_uring.md`) |
 //! | Windows | native `ProcessSocketNotifications` | planned |
 //! | macOS, BSD | kqueue | planned |
 //!
-//! [`Backend::Auto`] picks the best available; `SOCKNOTIFY_BACKEND=epoll` forces one.
+//! [`Backend::Auto`] picks io_uring when the kernel has everything it needs, else epoll;
+//! `SOCKNOTIFY_BACKEND=epoll` (or `io_uring`) forces one for a whole process, which is how
+//! a test suite can be run once per backend.
 //!
 //! # Errors
 //!

@@ -26,8 +26,10 @@ pub enum Backend {
     /// Linux `epoll(7)`: one `epoll_ctl` per registration change, one `epoll_wait` per
     /// dequeue.
     Epoll,
-    /// Linux `io_uring(7)`: not available in this version; building a port with it fails
-    /// with [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported).
+    /// Linux `io_uring(7)` (6.15 or later) driving an epoll interest set: a batch of
+    /// re-arms and the wait cost one `io_uring_enter`. Building a port with it fails with
+    /// [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) where the kernel lacks a
+    /// needed feature.
     IoUring,
 }
 
