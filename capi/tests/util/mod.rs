@@ -1,0 +1,210 @@
+//! Shared helpers: where the built library and the header are, compiling C and C++ with
+//! the system compilers, and running a program with a time limit.
+//!
+//! The library comes from the build of this very package: because its crate types include
+//! `rlib`, `cargo test -p socknotify-capi` (and `cargo test --workspace`) builds the lib
+//! unit with all its crate types before the integration tests, leaving `libsocknotify.a`
+//! and `libsocknotify.so` in `target/<profile>/deps/`, the directory of the test
+//! executable itself. No nested cargo, no build script.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/deps/`: where cargo put this test and the library's artefacts.
+pub fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    exe.parent()
+        .expect("the test executable's directory")
+        .to_path_buf()
+}
+
+/// `libsocknotify.a`, built for this test run.
+pub fn static_lib() -> PathBuf {
+    artefact("libsocknotify.a")
+}
+
+/// `libsocknotify.so`, built for this test run.
+pub fn shared_lib() -> PathBuf {
+    artefact("libsocknotify.so")
+}
+
+fn artefact(name: &str) -> PathBuf {
+    let path = deps_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: cargo builds it with this package's lib (crate types cdylib, \
+         staticlib, rlib); run the tests through cargo",
+        path.display()
+    );
+    path
+}
+
+/// The directory holding `socknotify.h`.
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+/// `capi/examples/<name>`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// A fresh scratch directory for one test's outputs.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("capi-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
+/// Runs a compiler (or any tool) to completion; panics with its output if it fails.
+pub fn run_tool(mut cmd: Command) {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The strict flags every C file here must compile cleanly with.
+pub const C_FLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+/// The same for C++.
+pub const CXX_FLAGS: &[&str] = &["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"];
+
+/// Compiles `source` into the executable `out`, linked statically against
+/// `libsocknotify.a` (plus what the Rust standard library needs from the system).
+pub fn build_static(source: &Path, out: &Path) {
+    let mut cc = Command::new("cc");
+    cc.args(C_FLAGS)
+        .args(["-O1", "-pthread", "-I"])
+        .arg(include_dir())
+        .arg(source)
+        .arg(static_lib())
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-o"])
+        .arg(out);
+    run_tool(cc);
+}
+
+/// Compiles `source` into the executable `out`, linked against `libsocknotify.so` as
+/// `-lsocknotify` with an rpath to it.
+pub fn build_shared(source: &Path, out: &Path) {
+    let deps = deps_dir();
+    let _ = shared_lib();
+    let mut cc = Command::new("cc");
+    cc.args(C_FLAGS)
+        .args(["-O1", "-pthread", "-I"])
+        .arg(include_dir())
+        .arg(source)
+        .arg("-L")
+        .arg(&deps)
+        .arg(format!("-Wl,-rpath,{}", deps.display()))
+        .args(["-lsocknotify", "-o"])
+        .arg(out);
+    run_tool(cc);
+}
+
+/// What a finished program printed.
+#[derive(Debug)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `program`, killing it if it has not finished within `limit`; panics unless it
+/// exits with status 0.
+pub fn run_program(program: &Path, limit: Duration) -> Output {
+    let mut child = Command::new(program)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {}: {e}", program.display()));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the program") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            // Our own child, ended by its id.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = Output {
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    };
+    match status {
+        None => panic!(
+            "{} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+            program.display(),
+            output.stdout,
+            output.stderr
+        ),
+        Some(status) => assert!(
+            status.success(),
+            "{} failed ({status})\nstdout:\n{}\nstderr:\n{}",
+            program.display(),
+            output.stdout,
+            output.stderr
+        ),
+    }
+    output
+}
+
+/// The `key=value` pairs of the last line that starts with `RESULT`.
+pub fn result_line(output: &Output) -> Vec<(String, u64)> {
+    let line = output
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("RESULT"))
+        .unwrap_or_else(|| panic!("no RESULT line in:\n{}", output.stdout));
+    line.split_whitespace()
+        .skip(1)
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad pair {pair:?} in {line:?}"));
+            let v = v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad number in {pair:?} of {line:?}"));
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// The value of `key` in a RESULT line.
+pub fn value(pairs: &[(String, u64)], key: &str) -> u64 {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("no {key} in {pairs:?}"))
+        .1
+}
