@@ -131,6 +131,11 @@ mod registration;
 mod registry;
 mod sys;
 
+/// The README's example, compiled and run as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use error::is_port_closed;
 pub use event::{CompletionEntry, Events, Trigger};
 pub use port::{Backend, CompletionPort, PortBuilder};
