@@ -90,16 +90,15 @@ fn edge_udp_server_drains_exactly_ten_datagrams_and_sees_one_remove() {
         assert_eq!(report.datagrams, 10, "{backend:?}: {report:?}");
         assert_eq!(report.malformed, 0, "{backend:?}: {report:?}");
         assert_eq!(report.hangups, 0, "{backend:?}: rule 14, UDP: {report:?}");
-        // Each IN entry was drained; with EDGE, no entry comes without new data.
+        // Each IN entry was drained to WouldBlock, and with EDGE an entry needs a new
+        // datagram: never more entries than datagrams. (An entry may find nothing: its
+        // datagram can arrive during the previous drain, which takes it.)
         assert_eq!(
             report.per_entry.iter().sum::<usize>(),
             10,
             "{backend:?}: {report:?}"
         );
-        assert!(
-            report.per_entry.iter().all(|&n| n > 0),
-            "{backend:?}: an edge entry without a new datagram: {report:?}"
-        );
+        assert!(report.entries <= 10, "{backend:?}: {report:?}");
         assert_eq!(
             report.entries,
             report.per_entry.len(),
