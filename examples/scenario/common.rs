@@ -104,11 +104,19 @@ pub fn loopback_listener(backlog: i32) -> io::Result<TcpListener> {
 pub const CONNECT_ATTEMPTS: u32 = 8;
 
 /// Connects to `addr`, retrying a bounded number of times when the server is momentarily
-/// unable to take the connection (refused, would block, timed out).
-pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+/// unable to take the connection (refused, would block, timed out), and never past
+/// `deadline`.
+pub fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
     let mut attempt = 1;
     loop {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out(format_args!(
+                "connecting to {addr}: out of time after {} attempts",
+                attempt - 1
+            )));
+        }
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(stream) => return Ok(stream),
             Err(e)
                 if attempt < CONNECT_ATTEMPTS
@@ -122,7 +130,7 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
             {
                 // Back off a little more each time: the listener's queue needs the server
                 // to accept before it has room again.
-                thread::sleep(Duration::from_millis(5 << attempt));
+                thread::sleep(Duration::from_millis(5 << attempt).min(left));
                 attempt += 1;
             }
             Err(e) => {
@@ -132,6 +140,13 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
             }
         }
     }
+}
+
+/// The time left until `deadline`, for a socket timeout (which must not be zero).
+pub fn time_left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 /// What [`deregister_and_wait`] saw.

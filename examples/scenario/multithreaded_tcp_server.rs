@@ -573,10 +573,9 @@ pub fn run(port: &CompletionPort, config: &Config) -> io::Result<Report> {
             // Connections t, t + T, t + 2T, ...
             let connections = (config.clients - t).div_ceil(client_threads);
             let messages = config.messages;
-            let timeout = config.timeout;
             let spawned = thread::Builder::new()
                 .name(format!("client-{t}"))
-                .spawn_scoped(scope, move || client(addr, connections, messages, timeout));
+                .spawn_scoped(scope, move || client(addr, connections, messages, deadline));
             match spawned {
                 Ok(handle) => clients.push(handle),
                 Err(e) => {
@@ -651,13 +650,13 @@ fn client(
     addr: SocketAddr,
     connections: usize,
     messages: u32,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<usize, (usize, io::Error)> {
     let mut streams = Vec::with_capacity(connections);
     for i in 0..connections {
-        let stream = common::connect(addr, timeout).map_err(|e| (streams.len(), e))?;
+        let stream = common::connect(addr, deadline).map_err(|e| (streams.len(), e))?;
         stream
-            .set_write_timeout(Some(timeout))
+            .set_write_timeout(Some(common::time_left(deadline)))
             .context(format_args!("setting connection {i}'s write timeout"))
             .map_err(|e| (streams.len() + 1, e))?;
         streams.push(stream);

@@ -83,10 +83,10 @@ pub fn run(port: &CompletionPort, config: &Config) -> io::Result<Report> {
         .context("setting the accept timeout")?;
     say(format_args!("server: listening on {addr}"));
 
-    let (messages, timeout) = (config.messages, config.timeout);
+    let messages = config.messages;
     let client = thread::Builder::new()
         .name("client".into())
-        .spawn(move || client(addr, messages, timeout))
+        .spawn(move || client(addr, messages, deadline))
         .context("starting the client thread")?;
 
     let result = serve(port, config, &listener, deadline, &say);
@@ -217,10 +217,10 @@ fn serve(
 
 /// The seed's `ClientThreadRoutine`: connect, send the payloads, shut down; errors are
 /// returned (the seed swallowed them and closed `INVALID_SOCKET` instead of its socket).
-fn client(addr: SocketAddr, messages: u32, timeout: Duration) -> io::Result<()> {
-    let mut stream = common::connect(addr, timeout)?;
+fn client(addr: SocketAddr, messages: u32, deadline: Instant) -> io::Result<()> {
+    let mut stream = common::connect(addr, deadline)?;
     stream
-        .set_write_timeout(Some(timeout))
+        .set_write_timeout(Some(common::time_left(deadline)))
         .context("setting the write timeout")?;
     for i in 0..messages {
         stream
