@@ -1,0 +1,173 @@
+//! Counting system calls with `perf stat -e raw_syscalls:sys_enter`.
+//!
+//! The parent starts a child under `perf stat -D -1 --control fifo:CTL,ACK`: counting starts
+//! disabled, and the child itself enables it when its measured window opens and disables it
+//! when the window closes, so set-up and tear-down are not counted. The child finds the
+//! two FIFOs through the environment variables [`CTL_ENV`] and [`ACK_ENV`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::sys;
+
+pub const CTL_ENV: &str = "SOCKNOTIFY_BENCH_PERF_CTL";
+pub const ACK_ENV: &str = "SOCKNOTIFY_BENCH_PERF_ACK";
+const EVENT: &str = "raw_syscalls:sys_enter";
+
+/// The child's end of perf's control FIFOs.
+#[derive(Debug)]
+pub struct Control {
+    ctl: File,
+    ack: File,
+}
+
+impl Control {
+    /// The FIFOs named in the environment, if the parent runs this child under perf.
+    pub fn from_env() -> io::Result<Option<Control>> {
+        let (Some(ctl), Some(ack)) = (std::env::var_os(CTL_ENV), std::env::var_os(ACK_ENV)) else {
+            return Ok(None);
+        };
+        // perf holds both FIFOs open for reading and writing, so neither open blocks.
+        let ctl = OpenOptions::new().write(true).open(ctl)?;
+        let ack = File::open(ack)?;
+        Ok(Some(Control { ctl, ack }))
+    }
+
+    pub fn enable(&self) -> io::Result<()> {
+        self.command(b"enable\n")
+    }
+
+    pub fn disable(&self) -> io::Result<()> {
+        self.command(b"disable\n")
+    }
+
+    fn command(&self, cmd: &[u8]) -> io::Result<()> {
+        (&self.ctl).write_all(cmd)?;
+        let mut reply = [0u8; 16];
+        let n = (&self.ack).read(&mut reply)?;
+        if reply[..n].starts_with(b"ack") {
+            Ok(())
+        } else {
+            Err(io::Error::other(
+                "perf did not acknowledge a control command",
+            ))
+        }
+    }
+}
+
+/// `perf`, when it can count system calls here.
+#[derive(Debug)]
+pub struct Perf {
+    dir: PathBuf,
+}
+
+/// Where the count of a command wrapped in `perf stat` will be.
+#[derive(Debug)]
+pub struct Wrapped {
+    output: PathBuf,
+    fifos: [PathBuf; 2],
+}
+
+impl Perf {
+    /// Checks that `perf stat -e raw_syscalls:sys_enter` works (the binary is there, the
+    /// tracepoint exists, `perf_event_paranoid` allows it). `dir` holds its scratch files.
+    pub fn detect(dir: &Path) -> Result<Perf, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let out = dir.join("perf-probe.txt");
+        let status = Command::new("perf")
+            .args(["stat", "-e", EVENT, "-x,", "-o"])
+            .arg(&out)
+            .args(["--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("perf not runnable ({e}); install it (Debian: linux-perf)"))?;
+        let count = fs::read_to_string(&out).ok().and_then(|s| parse(&s));
+        let _ = fs::remove_file(&out);
+        match (status.success(), count) {
+            (true, Some(_)) => Ok(Perf {
+                dir: dir.to_path_buf(),
+            }),
+            _ => Err(format!(
+                "perf stat -e {EVENT} does not count here (exit {status}); \
+                 check kernel.perf_event_paranoid and tracefs"
+            )),
+        }
+    }
+
+    /// `perf stat ... -- program args`, counting only inside the child's window.
+    pub fn wrap(
+        &self,
+        tag: &str,
+        program: &Path,
+        args: &[String],
+    ) -> io::Result<(Command, Wrapped)> {
+        let output = self.dir.join(format!("perf-{tag}.txt"));
+        let ctl = self.dir.join(format!("perf-{tag}.ctl"));
+        let ack = self.dir.join(format!("perf-{tag}.ack"));
+        for p in [&output, &ctl, &ack] {
+            let _ = fs::remove_file(p);
+        }
+        sys::mkfifo(&ctl)?;
+        sys::mkfifo(&ack)?;
+        let mut control = std::ffi::OsString::from("fifo:");
+        control.push(&ctl);
+        control.push(",");
+        control.push(&ack);
+        let mut command = Command::new("perf");
+        command
+            .args(["stat", "-e", EVENT, "-x,", "-D", "-1", "--control"])
+            .arg(control)
+            .arg("-o")
+            .arg(&output)
+            .arg("--")
+            .arg(program)
+            .args(args)
+            .env(CTL_ENV, &ctl)
+            .env(ACK_ENV, &ack);
+        let wrapped = Wrapped {
+            output,
+            fifos: [ctl, ack],
+        };
+        Ok((command, wrapped))
+    }
+}
+
+impl Wrapped {
+    /// The counted system calls, once the command has finished; removes the scratch files.
+    pub fn count(&self) -> Option<u64> {
+        let n = fs::read_to_string(&self.output)
+            .ok()
+            .and_then(|s| parse(&s));
+        let _ = fs::remove_file(&self.output);
+        for f in &self.fifos {
+            let _ = fs::remove_file(f);
+        }
+        n
+    }
+}
+
+/// The count in `perf stat -x,` output: `12345,,raw_syscalls:sys_enter,...`.
+fn parse(text: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.contains(EVENT))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_csv_counts() {
+        let out = "# started on ...\n\n166613,,raw_syscalls:sys_enter,107303622,100.00,,\n";
+        assert_eq!(parse(out), Some(166_613));
+        assert_eq!(
+            parse("<not counted>,,raw_syscalls:sys_enter,0,100.00,,"),
+            None
+        );
+    }
+}

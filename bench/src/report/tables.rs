@@ -1,0 +1,185 @@
+//! Markdown tables: ratios against raw epoll, absolute values, system calls per operation.
+
+use std::fmt::Write;
+
+use super::{metrics, si, Metric, Results, Stat};
+use crate::contender::Contender;
+use crate::job::{Config, Workload};
+
+/// What each workload's operation is, for the headings.
+pub fn title(workload: Workload) -> &'static str {
+    match workload {
+        Workload::PingPong => {
+            "Ping-pong: one 64-byte message bouncing on each of N connections, T threads"
+        }
+        Workload::Idle => {
+            "Idle scaling: one active connection among `idle` registered idle sockets, 1 thread"
+        }
+        Workload::Churn => {
+            "Registration churn: register then remove every socket, batched where the API allows"
+        }
+        Workload::Posted => "Posted entries: one producer thread, one consumer thread",
+        Workload::Memory => "Memory: resident bytes per registration",
+    }
+}
+
+fn operation(workload: Workload) -> &'static str {
+    match workload {
+        Workload::PingPong | Workload::Idle => "message",
+        Workload::Churn => "register+remove",
+        Workload::Posted => "entry",
+        Workload::Memory => "registration",
+    }
+}
+
+/// The rows of a workload's tables: each configuration with each of its metrics.
+fn rows(r: &Results, workload: Workload) -> Vec<(Config, Metric)> {
+    r.configs(workload)
+        .into_iter()
+        .flat_map(|c| metrics(&c).into_iter().map(move |m| (c, m)))
+        .collect()
+}
+
+fn label(config: &Config, metric: &Metric, several: bool) -> String {
+    if several {
+        format!("{config} {}", metric.name)
+    } else {
+        config.to_string()
+    }
+}
+
+fn range(s: Stat, f: impl Fn(f64) -> String) -> String {
+    format!("{} ({}–{})", f(s.median), f(s.min), f(s.max))
+}
+
+fn header(out: &mut String, first: &str, contenders: &[Contender]) {
+    let names: Vec<&str> = contenders.iter().map(|c| c.name()).collect();
+    let _ = writeln!(out, "| {first} | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(names.len()));
+}
+
+/// The cell for a job that has no value: not applicable, failed, or not run.
+fn missing(r: &Results, config: &Config, c: Contender) -> String {
+    match r.outcome(config, c) {
+        Some(o) if o.not_applicable() => "n/a".into(),
+        Some(o) if !o.failures.is_empty() => "failed".into(),
+        _ => "—".into(),
+    }
+}
+
+/// The tables of every workload that ran.
+pub fn markdown(r: &Results) -> String {
+    let mut out = String::new();
+    let others: Vec<Contender> = r
+        .contenders
+        .iter()
+        .copied()
+        .filter(|&c| c != Contender::Epoll)
+        .collect();
+    for workload in Workload::ALL {
+        let rows = rows(r, workload);
+        if rows.is_empty() {
+            continue;
+        }
+        let several = rows.len() > r.configs(workload).len();
+        let mut metric_names: Vec<&str> = rows.iter().map(|(_, m)| m.name).collect();
+        metric_names.dedup();
+        let mut directions: Vec<String> = rows
+            .iter()
+            .map(|(_, m)| {
+                let better = if m.higher_is_better {
+                    "higher"
+                } else {
+                    "lower"
+                };
+                format!("{}: {better} is better", m.name)
+            })
+            .collect();
+        directions.dedup();
+        let _ = writeln!(out, "### {}\n", title(workload));
+        if workload == Workload::Memory {
+            // Raw epoll keeps nothing in user space: no ratio to draw.
+            let _ = writeln!(out, "Bytes in user space; {}.", directions.join("; "));
+        } else {
+            let _ = writeln!(
+                out,
+                "Relative to raw epoll ({}): median of the per-repetition ratios (min–max).\n",
+                directions.join("; ")
+            );
+            ratio_table(&mut out, r, &rows, &others, several);
+        }
+        let _ = writeln!(
+            out,
+            "\nAbsolute ({}): median (min–max).\n",
+            metric_names.join(", ")
+        );
+        header(&mut out, "config", &r.contenders);
+        for (config, metric) in &rows {
+            let cells: Vec<String> = r
+                .contenders
+                .iter()
+                .map(|&c| match r.stat(config, c, metric) {
+                    Some(s) => range(s, si),
+                    None => missing(r, config, c),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} |",
+                label(config, metric, several),
+                cells.join(" | ")
+            );
+        }
+        if workload != Workload::Memory {
+            syscall_table(&mut out, r, workload);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn ratio_table(
+    out: &mut String,
+    r: &Results,
+    rows: &[(Config, Metric)],
+    others: &[Contender],
+    several: bool,
+) {
+    header(out, "config", others);
+    for (config, metric) in rows {
+        let cells: Vec<String> = others
+            .iter()
+            .map(|&c| match r.ratio(config, c, metric) {
+                Some(s) => range(s, |x| format!("{x:.2}")),
+                None => missing(r, config, c),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            label(config, metric, several),
+            cells.join(" | ")
+        );
+    }
+}
+
+fn syscall_table(out: &mut String, r: &Results, workload: Workload) {
+    let _ = writeln!(
+        out,
+        "\nSystem calls per {} (`perf stat -e raw_syscalls:sys_enter`, one run, \
+         measured window only).\n",
+        operation(workload)
+    );
+    header(out, "config", &r.contenders);
+    for config in r.configs(workload) {
+        let cells: Vec<String> = r
+            .contenders
+            .iter()
+            .map(|&c| {
+                r.syscalls_per_op(&config, c)
+                    .map_or_else(|| "n/a".into(), |x| format!("{x:.2}"))
+            })
+            .collect();
+        let _ = writeln!(out, "| {config} | {} |", cells.join(" | "));
+    }
+}
