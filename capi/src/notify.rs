@@ -20,7 +20,7 @@ use crate::{guard, handles};
 /// - `ERROR_SUCCESS`, or `WAIT_TIMEOUT` when `completion_count` is not 0 and nothing was
 ///   dequeued within the timeout. In both cases each registration's `registrationResult`
 ///   holds its own outcome (`ERROR_SUCCESS`, `ERROR_INVALID_PARAMETER`, `WSAENOTSOCK`,
-///   `ERROR_NOT_FOUND`, `ERROR_ALREADY_EXISTS`, ...; see [`codes`](crate::codes)) and
+///   `ERROR_NOT_FOUND`, `ERROR_ALREADY_EXISTS`, ...; see [`codes`]) and
 ///   `*received_entry_count` the number of entries written.
 /// - `ERROR_INVALID_HANDLE`: `completion_port` is not a live port handle. Nothing was done.
 /// - `ERROR_INVALID_PARAMETER`: a NULL or misaligned array with a non-zero count, a NULL

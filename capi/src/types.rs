@@ -11,8 +11,8 @@ pub type Socket = libc::c_int;
 pub type Dword = u32;
 /// `BOOL`: an `int`, as on Windows.
 pub type Bool = libc::c_int;
-/// `HANDLE`: an opaque pointer-sized value. Port handles are numbers looked up in
-/// [`handles`](crate::handles), never dereferenced.
+/// `HANDLE`: an opaque pointer-sized value. Port handles are numbers looked up in a
+/// process-wide table, never dereferenced.
 pub type Handle = *mut c_void;
 
 /// `TRUE`.
