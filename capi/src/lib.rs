@@ -76,3 +76,17 @@ fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_failure_value_and_internal_error() {
+        last_error::set(0);
+        let got = guard(7, || -> i32 { panic!("deliberate, to test the FFI guard") });
+        assert_eq!(got, 7);
+        assert_eq!(get_last_error(), codes::ERROR_INTERNAL_ERROR);
+        assert_eq!(guard(7, || 3), 3);
+    }
+}

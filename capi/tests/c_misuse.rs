@@ -13,11 +13,18 @@ fn c_misuse_gets_documented_codes_through_the_shared_library() {
     let program = dir.join("misuse");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/misuse.c");
     util::build_shared(&source, &program);
-    let output = util::run_program(&program, Duration::from_secs(30));
-    let result = util::result_line(&output);
-    assert_eq!(util::value(&result, "failures"), 0, "{}", output.stderr);
-    // Every check ran: a program that stopped early would report fewer.
-    assert_eq!(util::value(&result, "checks"), EXPECTED_CHECKS);
+    for backend in util::backends() {
+        let output = util::run_program(&program, backend, Duration::from_secs(30));
+        let result = util::result_line(&output);
+        assert_eq!(
+            util::value(&result, "failures"),
+            0,
+            "{backend}: {}",
+            output.stderr
+        );
+        // Every check ran: a program that stopped early would report fewer.
+        assert_eq!(util::value(&result, "checks"), EXPECTED_CHECKS, "{backend}");
+    }
 }
 
 const EXPECTED_CHECKS: u64 = 73;

@@ -23,6 +23,9 @@ static void expect_code(const char *what, unsigned long got, unsigned long want)
         failures += 1;
         fprintf(stderr, "FAIL %s: got %lu, want %lu\n", what, got, want);
     }
+    /* Progress, so that a call that hangs can be told from the last line. */
+    printf("checked %s\n", what);
+    fflush(stdout);
 }
 
 static void expect_true(const char *what, int condition)
@@ -118,7 +121,7 @@ static void handles(void)
 
     /* A posted entry comes back unchanged. */
     expect_true("post", PostQueuedCompletionStatus(port, 7, 42, (LPOVERLAPPED)(uintptr_t)0x99));
-    expect_true("dequeue posted", GetQueuedCompletionStatusEx(port, &entry, 4, &removed, INFINITE, TRUE));
+    expect_true("dequeue posted", GetQueuedCompletionStatusEx(port, &entry, 4, &removed, 5000, TRUE));
     expect_code("posted count", removed, 1);
     expect_code("posted key", entry.lpCompletionKey, 42);
     expect_code("posted bytes", entry.dwNumberOfBytesTransferred, 7);

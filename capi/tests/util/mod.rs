@@ -122,10 +122,30 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Runs `program`, killing it if it has not finished within `limit`; panics unless it
-/// exits with status 0.
-pub fn run_program(program: &Path, limit: Duration) -> Output {
+/// The backends this machine can run, by their `SOCKNOTIFY_BACKEND` names. Every C
+/// program runs once per backend, as the core's conformance suite does; a backend that
+/// is missing is reported loudly.
+pub fn backends() -> Vec<&'static str> {
+    let mut names = vec!["epoll"];
+    match socknotify_core::CompletionPort::builder()
+        .backend(socknotify_core::Backend::IoUring)
+        .build()
+    {
+        Ok(_) => names.push("io_uring"),
+        Err(e) => eprintln!("SKIPPING the io_uring backend for the C programs: {e}"),
+    }
+    names
+}
+
+/// Runs `program` with `SOCKNOTIFY_BACKEND=backend`, killing it if it has not finished
+/// within `limit`; panics unless it exits with status 0.
+pub fn run_program(program: &Path, backend: &str, limit: Duration) -> Output {
     let mut child = Command::new(program)
+        .env("SOCKNOTIFY_BACKEND", backend)
+        // cargo points LD_LIBRARY_PATH at target/<profile> too, which outranks the
+        // program's RUNPATH: a libsocknotify.so left there by an earlier `cargo build`
+        // would be loaded instead of the one built for this run.
+        .env_remove("LD_LIBRARY_PATH")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -162,14 +182,14 @@ pub fn run_program(program: &Path, limit: Duration) -> Output {
     };
     match status {
         None => panic!(
-            "{} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+            "{} ({backend}) did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
             program.display(),
             output.stdout,
             output.stderr
         ),
         Some(status) => assert!(
             status.success(),
-            "{} failed ({status})\nstdout:\n{}\nstderr:\n{}",
+            "{} ({backend}) failed ({status})\nstdout:\n{}\nstderr:\n{}",
             program.display(),
             output.stdout,
             output.stderr
