@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::perf::Control;
+use crate::sys;
 
 const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
@@ -37,6 +38,8 @@ pub struct Measured {
     /// Operations counted by the workers inside the window.
     pub count: u64,
     pub elapsed: Duration,
+    /// CPU time of the whole process (every thread, user and kernel) inside the window.
+    pub cpu: Duration,
 }
 
 impl Run {
@@ -123,6 +126,7 @@ impl Run {
         if let Some(p) = &self.perf {
             p.enable()?;
         }
+        let cpu0 = sys::process_cpu_time()?;
         let c0 = self.total();
         let t0 = Instant::now();
         // A worker that failed during the warm-up has stopped the run already.
@@ -132,6 +136,7 @@ impl Run {
         self.sleep(self.duration);
         let c1 = self.total();
         let elapsed = t0.elapsed();
+        let cpu1 = sys::process_cpu_time()?;
         self.phase.store(STOP, Ordering::Relaxed);
         if let Some(p) = &self.perf {
             p.disable()?;
@@ -139,6 +144,7 @@ impl Run {
         Ok(Measured {
             count: c1 - c0,
             elapsed,
+            cpu: cpu1.saturating_sub(cpu0),
         })
     }
 

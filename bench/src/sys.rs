@@ -172,3 +172,18 @@ pub fn mem_total() -> String {
         })
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// CPU time this process has used so far, all threads, user and kernel
+/// (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_time() -> io::Result<std::time::Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    syscall!(clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts))?;
+    Ok(std::time::Duration::new(
+        ts.tv_sec as u64,
+        ts.tv_nsec as u32,
+    ))
+}

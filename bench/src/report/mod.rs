@@ -50,6 +50,8 @@ enum Kind {
     Rate,
     /// Nanoseconds of `elapsed_ns` per `count`.
     Cost,
+    /// Nanoseconds of `cpu_ns` (process CPU time) per `count`.
+    Cpu,
     /// A field as it is.
     Field(&'static str),
 }
@@ -81,6 +83,10 @@ impl Metric {
                 let (n, ns) = (field(fields, "count")?, field(fields, "elapsed_ns")?);
                 (n > 0.0).then(|| ns / n)
             }
+            Kind::Cpu => {
+                let (n, ns) = (field(fields, "count")?, field(fields, "cpu_ns")?);
+                (n > 0.0).then(|| ns / n)
+            }
             Kind::Field(name) => field(fields, name),
         }
     }
@@ -89,9 +95,18 @@ impl Metric {
 /// The metrics of a configuration; the first is its headline.
 pub fn metrics(config: &Config) -> Vec<Metric> {
     match (config.workload, config.mode) {
-        (Workload::PingPong, _) => vec![Metric::new("messages/s", true, Kind::Rate)],
-        (Workload::Idle, _) => vec![Metric::new("ns per entry", false, Kind::Cost)],
-        (Workload::Churn, _) => vec![Metric::new("register+remove/s", true, Kind::Rate)],
+        (Workload::PingPong, _) => vec![
+            Metric::new("messages/s", true, Kind::Rate),
+            Metric::new("CPU ns/message", false, Kind::Cpu),
+        ],
+        (Workload::Idle, _) => vec![
+            Metric::new("ns per entry", false, Kind::Cost),
+            Metric::new("CPU ns/entry", false, Kind::Cpu),
+        ],
+        (Workload::Churn, _) => vec![
+            Metric::new("register+remove/s", true, Kind::Rate),
+            Metric::new("CPU ns/op", false, Kind::Cpu),
+        ],
         (Workload::Posted, Mode::Throughput) => vec![Metric::new("entries/s", true, Kind::Rate)],
         (Workload::Posted, Mode::Latency) => vec![
             Metric::new("p50 ns", false, Kind::Field("p50_ns")),

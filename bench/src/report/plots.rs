@@ -4,6 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -12,6 +14,8 @@ use crate::contender::Contender;
 use crate::job::{Config, Mode, Workload};
 
 const SIZE: (u32, u32) = (900, 560);
+/// Width of the legend panel on the right.
+const LEGEND: u32 = 170;
 
 fn color(c: Contender) -> RGBColor {
     match c {
@@ -34,13 +38,13 @@ struct Series {
     points: Vec<(f64, Stat)>,
 }
 
-/// Both axes logarithmic.
+/// Logarithmic x; logarithmic or linear (from zero) y.
 fn lines(
     path: &Path,
     title: &str,
-    x_desc: &str,
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     series: &[Series],
+    log_y: bool,
 ) -> io::Result<()> {
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = series
@@ -50,16 +54,33 @@ fn lines(
     let (y0, y1) = bounds(ys);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(fail)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(70)
-        .build_cartesian_2d(
-            (x0 / 1.5..x1 * 1.5).log_scale(),
-            (y0 / 1.3..y1 * 1.3).log_scale(),
-        )
-        .map_err(fail)?;
+    let (plot, side) = root.split_horizontally(SIZE.0 - LEGEND);
+    let x = (x0 / 1.5..x1 * 1.5).log_scale();
+    if log_y {
+        let mut chart = builder(&plot, title)
+            .build_cartesian_2d(x, (y0 / 1.5..y1 * 1.5).log_scale())
+            .map_err(fail)?;
+        draw_lines(&mut chart, x_desc, y_desc, series)?;
+    } else {
+        let mut chart = builder(&plot, title)
+            .build_cartesian_2d(x, 0.0..y1 * 1.1)
+            .map_err(fail)?;
+        draw_lines(&mut chart, x_desc, y_desc, series)?;
+    }
+    let shown: Vec<Contender> = series.iter().map(|s| s.contender).collect();
+    legend(&side, &shown, false)?;
+    root.present().map_err(fail)
+}
+
+fn draw_lines<'a, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<LogCoord<f64>, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> io::Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
     chart
         .configure_mesh()
         .x_desc(x_desc)
@@ -76,9 +97,7 @@ fn lines(
                 s.points.iter().map(|&(x, st)| (x, st.median)),
                 style,
             ))
-            .map_err(fail)?
-            .label(s.contender.name())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            .map_err(fail)?;
         chart
             .draw_series(
                 s.points
@@ -94,24 +113,36 @@ fn lines(
             )
             .map_err(fail)?;
     }
-    legend(&mut chart)?;
-    root.present().map_err(fail)
+    Ok(())
 }
 
-fn legend<'a, X, Y>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
-) -> io::Result<()>
-where
-    X: plotters::coord::ranged1d::Ranged,
-    Y: plotters::coord::ranged1d::Ranged,
-{
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(fail)
+/// The legend, in its own panel beside the chart so that it never hides data.
+fn legend(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    shown: &[Contender],
+    bars: bool,
+) -> io::Result<()> {
+    for (i, &c) in shown.iter().enumerate() {
+        let y = 70 + 24 * i as i32;
+        let colour = color(c);
+        if bars {
+            area.draw(&Rectangle::new([(8, y - 6), (28, y + 6)], colour.filled()))
+                .map_err(fail)?;
+        } else {
+            area.draw(&PathElement::new(
+                vec![(8, y), (28, y)],
+                ShapeStyle::from(colour).stroke_width(2),
+            ))
+            .map_err(fail)?;
+        }
+        area.draw(&Text::new(
+            c.name(),
+            (34, y - 7),
+            ("sans-serif", 14).into_font(),
+        ))
+        .map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// Bars grouped by category (each contender one bar per group), linear or log y.
@@ -123,33 +154,25 @@ fn bars(
     series: &[(Contender, Vec<Option<Stat>>)],
     log_y: bool,
 ) -> io::Result<()> {
-    let ys = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().flatten().map(|s| s.max));
-    let (y0, y1) = bounds(
-        ys.chain(
-            series
-                .iter()
-                .flat_map(|(_, v)| v.iter().flatten().map(|s| s.min)),
-        ),
-    );
+    let stats = || series.iter().flat_map(|(_, v)| v.iter().flatten());
+    let (y0, y1) = bounds(stats().flat_map(|s| [s.min, s.max]));
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(fail)?;
+    let (plot, side) = root.split_horizontally(SIZE.0 - LEGEND);
     let n = groups.len() as f64;
     if log_y {
-        let mut chart = builder(&root, title)
+        let mut chart = builder(&plot, title)
             .build_cartesian_2d(-0.5..n - 0.5, (y0 / 1.5..y1 * 1.5).log_scale())
             .map_err(fail)?;
-        let floor = y0 / 1.5;
-        mesh_and_bars(&mut chart, y_desc, groups, series, floor)?;
-        legend(&mut chart)?;
+        mesh_and_bars(&mut chart, y_desc, groups, series, y0 / 1.5)?;
     } else {
-        let mut chart = builder(&root, title)
-            .build_cartesian_2d(-0.5..n - 0.5, 0.0..y1 * 1.15)
+        let mut chart = builder(&plot, title)
+            .build_cartesian_2d(-0.5..n - 0.5, 0.0..y1 * 1.1)
             .map_err(fail)?;
         mesh_and_bars(&mut chart, y_desc, groups, series, 0.0)?;
-        legend(&mut chart)?;
     }
+    let shown: Vec<Contender> = series.iter().map(|(c, _)| *c).collect();
+    legend(&side, &shown, true)?;
     root.present().map_err(fail)
 }
 
@@ -166,19 +189,14 @@ fn builder<'a, 'b>(
 }
 
 fn mesh_and_bars<'a, Y>(
-    chart: &mut ChartContext<
-        'a,
-        SVGBackend<'a>,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
-    >,
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
     y_desc: &str,
     groups: &[String],
     series: &[(Contender, Vec<Option<Stat>>)],
     floor: f64,
 ) -> io::Result<()>
 where
-    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>
-        + plotters::coord::ranged1d::ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let label = |x: &f64| {
         let i = x.round();
@@ -204,14 +222,10 @@ where
         chart
             .draw_series(values.iter().enumerate().filter_map(|(g, s)| {
                 let s = (*s)?;
-                Some(Rectangle::new(
-                    [(left(g), floor), (left(g) + width * 0.9, s.median)],
-                    c.filled(),
-                ))
+                let corners = [(left(g), floor), (left(g) + width * 0.9, s.median)];
+                Some(Rectangle::new(corners, c.filled()))
             }))
-            .map_err(fail)?
-            .label(contender.name())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+            .map_err(fail)?;
         chart
             .draw_series(values.iter().enumerate().filter_map(|(g, s)| {
                 let s = (*s)?;
@@ -251,7 +265,6 @@ pub fn draw(r: &Results, dir: &Path) -> io::Result<Vec<PathBuf>> {
     // Ping-pong: one plot per thread count, messages/s over connections.
     let pingpong = r.configs(Workload::PingPong);
     let mut threads: Vec<usize> = pingpong.iter().map(|c| c.threads).collect();
-    threads.dedup();
     threads.sort_unstable();
     threads.dedup();
     for t in threads {
@@ -262,25 +275,21 @@ pub fn draw(r: &Results, dir: &Path) -> io::Result<Vec<PathBuf>> {
             .collect();
         let series = line_series(r, &configs, |c| c.conns as f64);
         emit(&format!("pingpong_t{t}.svg"), &|p| {
-            lines(
-                p,
-                &format!("Ping-pong, {t} thread(s)"),
-                "connections",
-                "messages/s",
-                &series,
-            )
+            let title = format!("Ping-pong, {t} thread(s)");
+            lines(p, &title, ("connections", "messages/s"), &series, false)
         })?;
     }
     let idle = r.configs(Workload::Idle);
     if !idle.is_empty() {
         let series = line_series(r, &idle, |c| c.idle as f64);
         emit("idle.svg", &|p| {
+            let axes = ("registered idle sockets", "ns per entry");
             lines(
                 p,
                 "Idle scaling: one active connection",
-                "registered idle sockets",
-                "ns per entry",
+                axes,
                 &series,
+                true,
             )
         })?;
     }

@@ -32,12 +32,30 @@ fn operation(workload: Workload) -> &'static str {
     }
 }
 
-/// The rows of a workload's tables: each configuration with each of its metrics.
-fn rows(r: &Results, workload: Workload) -> Vec<(Config, Metric)> {
-    r.configs(workload)
-        .into_iter()
-        .flat_map(|c| metrics(&c).into_iter().map(move |m| (c, m)))
-        .collect()
+/// A workload's tables, each a list of rows. Posted entries keep every metric in one table
+/// (a row per configuration and metric); the other workloads get one table per metric.
+fn groups(r: &Results, workload: Workload) -> Vec<Vec<(Config, Metric)>> {
+    let configs = r.configs(workload);
+    let Some(first) = configs.first() else {
+        return Vec::new();
+    };
+    let rows = |k: Option<usize>| -> Vec<(Config, Metric)> {
+        configs
+            .iter()
+            .flat_map(|c| {
+                metrics(c)
+                    .into_iter()
+                    .enumerate()
+                    .filter(move |(i, _)| k.is_none_or(|k| k == *i))
+                    .map(move |(_, m)| (*c, m))
+            })
+            .collect()
+    };
+    if workload == Workload::Posted {
+        vec![rows(None)]
+    } else {
+        (0..metrics(first).len()).map(|k| rows(Some(k))).collect()
+    }
 }
 
 fn label(config: &Config, metric: &Metric, several: bool) -> String {
@@ -77,63 +95,64 @@ pub fn markdown(r: &Results) -> String {
         .filter(|&c| c != Contender::Epoll)
         .collect();
     for workload in Workload::ALL {
-        let rows = rows(r, workload);
-        if rows.is_empty() {
+        let groups = groups(r, workload);
+        if groups.is_empty() {
             continue;
         }
-        let several = rows.len() > r.configs(workload).len();
-        let mut metric_names: Vec<&str> = rows.iter().map(|(_, m)| m.name).collect();
-        metric_names.dedup();
-        let mut directions: Vec<String> = rows
-            .iter()
-            .map(|(_, m)| {
-                let better = if m.higher_is_better {
-                    "higher"
-                } else {
-                    "lower"
-                };
-                format!("{}: {better} is better", m.name)
-            })
-            .collect();
-        directions.dedup();
         let _ = writeln!(out, "### {}\n", title(workload));
-        if workload == Workload::Memory {
-            // Raw epoll keeps nothing in user space: no ratio to draw.
-            let _ = writeln!(out, "Bytes in user space; {}.", directions.join("; "));
-        } else {
-            let _ = writeln!(
-                out,
-                "Relative to raw epoll ({}): median of the per-repetition ratios (min–max).\n",
-                directions.join("; ")
-            );
-            ratio_table(&mut out, r, &rows, &others, several);
-        }
-        let _ = writeln!(
-            out,
-            "\nAbsolute ({}): median (min–max).\n",
-            metric_names.join(", ")
-        );
-        header(&mut out, "config", &r.contenders);
-        for (config, metric) in &rows {
-            let cells: Vec<String> = r
-                .contenders
+        for rows in &groups {
+            let several = rows.len() > r.configs(workload).len();
+            let mut names: Vec<&str> = rows.iter().map(|(_, m)| m.name).collect();
+            names.dedup();
+            let mut directions: Vec<String> = rows
                 .iter()
-                .map(|&c| match r.stat(config, c, metric) {
-                    Some(s) => range(s, si),
-                    None => missing(r, config, c),
+                .map(|(_, m)| {
+                    let better = if m.higher_is_better {
+                        "higher"
+                    } else {
+                        "lower"
+                    };
+                    format!("{}, {better} is better", m.name)
                 })
                 .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} |",
-                label(config, metric, several),
-                cells.join(" | ")
-            );
+            directions.dedup();
+            if workload == Workload::Memory {
+                // Raw epoll keeps nothing in user space: no ratio to draw.
+                let _ = writeln!(out, "In user space ({}).", directions.join("; "));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "**{}** relative to raw epoll ({}): median of the per-repetition ratios \
+                     (min–max).\n",
+                    names.join(", "),
+                    directions.join("; ")
+                );
+                ratio_table(&mut out, r, rows, &others, several);
+            }
+            let _ = writeln!(out, "\nAbsolute {}: median (min–max).\n", names.join(", "));
+            header(&mut out, "config", &r.contenders);
+            for (config, metric) in rows {
+                let cells: Vec<String> = r
+                    .contenders
+                    .iter()
+                    .map(|&c| match r.stat(config, c, metric) {
+                        Some(s) => range(s, si),
+                        None => missing(r, config, c),
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "| {} | {} |",
+                    label(config, metric, several),
+                    cells.join(" | ")
+                );
+            }
+            out.push('\n');
         }
         if workload != Workload::Memory {
             syscall_table(&mut out, r, workload);
+            out.push('\n');
         }
-        out.push('\n');
     }
     out
 }

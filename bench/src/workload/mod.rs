@@ -99,6 +99,7 @@ pub fn run(job: &Job, perf: Option<Control>) -> io::Result<Vec<(&'static str, f6
                 .pingpong(&set, &run(c.threads), job.concurrency)?;
             out.push(("count", m.count as f64));
             out.push(("elapsed_ns", m.elapsed.as_nanos() as f64));
+            out.push(("cpu_ns", m.cpu.as_nanos() as f64));
             out.push(("registered", set.len() as f64));
         }
         Workload::Churn => {
@@ -107,6 +108,7 @@ pub fn run(job: &Job, perf: Option<Control>) -> io::Result<Vec<(&'static str, f6
                 Some(m) => {
                     out.push(("count", m.count as f64));
                     out.push(("elapsed_ns", m.elapsed.as_nanos() as f64));
+                    out.push(("cpu_ns", m.cpu.as_nanos() as f64));
                 }
                 None => out.push(("not_applicable", 1.0)),
             }
@@ -115,6 +117,7 @@ pub fn run(job: &Job, perf: Option<Control>) -> io::Result<Vec<(&'static str, f6
             let p = job.contender.posted(c.mode, &run(2), job.concurrency)?;
             out.push(("count", p.measured.count as f64));
             out.push(("elapsed_ns", p.measured.elapsed.as_nanos() as f64));
+            out.push(("cpu_ns", p.measured.cpu.as_nanos() as f64));
             if let Some(h) = p.latency {
                 out.push(("p50_ns", h.value_at_quantile(0.50) as f64));
                 out.push(("p99_ns", h.value_at_quantile(0.99) as f64));
