@@ -15,7 +15,13 @@
 //!
 //! The changes are linked (`IOSQE_IO_LINK`) in front of the wait. If one fails (the socket
 //! was closed, say), the rest of the chain is cancelled and the enter returns at once; the
-//! cancelled changes are then applied directly and the registry repairs what failed. A wait
+//! cancelled changes are then applied directly and the registry repairs what failed.
+//!
+//! The wait is an exclusive poll (`EPOLLEXCLUSIVE`) on the epoll instance linked to the
+//! `EPOLL_WAIT` that harvests it: each readiness report wakes one waiting thread, as
+//! `epoll_wait` does, where an `EPOLL_WAIT` alone would wake every waiting ring. epoll does
+//! not wake pollers for reports left behind by a harvest that filled its buffer, so such a
+//! harvest wakes the next waiter itself. A wait
 //! that times out is cancelled before the call returns, so no request is ever left in
 //! flight: a ring is used by one thread per call, taken from and returned to a pool.
 //!
@@ -45,6 +51,8 @@ const RING_ENTRIES: u32 = 128;
 const WAIT: u64 = u64::MAX;
 /// `user_data` of the cancellation of a timed-out wait.
 const CANCEL: u64 = u64::MAX - 1;
+/// `user_data` of the exclusive poll on the epoll instance that gates the wait.
+const POLL: u64 = u64::MAX - 2;
 /// Set to any value to make the probe fail, as on a kernel without io_uring (for tests of
 /// `Backend::Auto`'s fallback).
 const DISABLE_ENV: &str = "SOCKNOTIFY_DISABLE_IO_URING";
@@ -65,6 +73,9 @@ struct Ring {
     ctl: Vec<libc::epoll_event>,
     /// An `EPOLL_WAIT` was submitted and its completion not yet reaped.
     wait_armed: bool,
+    /// The room the last `EPOLL_WAIT` had, and whether it filled it.
+    wait_max: usize,
+    full: bool,
 }
 
 impl std::fmt::Debug for Ring {
@@ -158,9 +169,16 @@ impl Ring {
         if std::env::var_os(DISABLE_ENV).is_some() {
             return Err(unsupported(format!("io_uring disabled by {DISABLE_ENV}")));
         }
-        let ring = IoUring::builder()
-            .build(RING_ENTRIES)
-            .map_err(|e| unsupported(format!("io_uring_setup failed: {e}")))?;
+        let ring = IoUring::builder().build(RING_ENTRIES).map_err(|e| {
+            // No io_uring (ENOSYS), or forbidden by sysctl or seccomp (EPERM, EACCES):
+            // unsupported here. Resource limits (EMFILE, ENOMEM) are reported as they are.
+            match e.raw_os_error() {
+                Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => {
+                    unsupported(format!("io_uring_setup failed: {e}"))
+                }
+                _ => e,
+            }
+        })?;
         if !ring.params().is_feature_ext_arg() {
             return Err(unsupported(
                 "io_uring lacks IORING_FEAT_EXT_ARG (Linux 5.11)",
@@ -187,6 +205,8 @@ impl Ring {
             events: Vec::new(),
             ctl: Vec::new(),
             wait_armed: false,
+            wait_max: 0,
+            full: false,
         })
     }
 
@@ -202,8 +222,8 @@ impl Ring {
     ) -> io::Result<()> {
         let first = results.len();
         results.extend(changes.iter().map(|_| Ok(())));
-        // Room for the changes, the wait and a cancellation.
-        let chunk = RING_ENTRIES as usize - 2;
+        // Room for the changes, the poll, the wait and two cancellations.
+        let chunk = RING_ENTRIES as usize - 4;
         let epfd = selector.epoll.fd();
         let mut start = 0;
         loop {
@@ -214,7 +234,7 @@ impl Ring {
             if wait {
                 self.push_wait(epfd, max);
             }
-            let want = part.len() + usize::from(wait);
+            let want = part.len() + 2 * usize::from(wait);
             let entered = self.enter(want, if wait { timeout } else { None });
             let (cancelled, waited) =
                 self.reap(&mut results[first + start..first + end], buf, entered);
@@ -224,6 +244,9 @@ impl Ring {
                 results[first + start + index] = apply(&selector.epoll, &part[index]);
             }
             if end == changes.len() {
+                if wait && self.full {
+                    selector.epoll.wake()?;
+                }
                 return waited;
             }
             start = end;
@@ -260,6 +283,10 @@ impl Ring {
         }
     }
 
+    /// Queues the wait: an exclusive poll on the epoll instance, linked to the
+    /// `EPOLL_WAIT` that harvests it. Many threads may wait on one port; the exclusive poll
+    /// makes each readiness report wake one of them, as `epoll_wait` does (an `EPOLL_WAIT`
+    /// alone would wake every waiting ring).
     fn push_wait(&mut self, epfd: RawFd, max: usize) {
         let max = max.min(i32::MAX as usize);
         if self.events.len() < max {
@@ -267,14 +294,28 @@ impl Ring {
             self.events
                 .resize(max, libc::epoll_event { events: 0, u64: 0 });
         }
-        let entry =
+        let poll = opcode::PollAdd::new(
+            types::Fd(epfd),
+            (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+        )
+        .build()
+        .user_data(POLL)
+        .flags(squeue::Flags::IO_LINK);
+        let wait =
             opcode::EpollWait::new(types::Fd(epfd), self.events.as_mut_ptr().cast(), max as u32)
                 .build()
                 .user_data(WAIT);
         self.wait_armed = true;
-        // SAFETY: `self.events` holds `max` entries and is neither moved nor read until the
-        // wait's completion is reaped, which `run` does before it returns.
-        unsafe { self.ring.submission().push(&entry) }.expect("submission queue has room");
+        self.wait_max = max;
+        self.full = false;
+        // SAFETY: the poll carries no pointer; `self.events` holds `max` entries and is
+        // neither moved nor read until the wait's completion is reaped, which `run` does
+        // before it returns. The queue has room (see `push_changes`).
+        unsafe {
+            let mut sq = self.ring.submission();
+            sq.push(&poll).expect("submission queue has room");
+            sq.push(&wait).expect("submission queue has room");
+        }
     }
 
     /// Submits what is queued and waits for `want` completions or the timeout. Returns
@@ -311,7 +352,7 @@ impl Ring {
         entered: io::Result<bool>,
     ) -> (Vec<usize>, io::Result<()>) {
         let mut cancelled = Vec::new();
-        let mut pending = results.len() + usize::from(self.wait_armed);
+        let mut pending = results.len() + 2 * usize::from(self.wait_armed);
         let mut wait_result = entered.map(drop);
         let mut cancel_sent = false;
         loop {
@@ -324,11 +365,19 @@ impl Ring {
                         self.wait_armed = false;
                         if res > 0 {
                             epoll::convert(&self.events[..res as usize], buf);
-                        } else if res < 0 && res != -libc::ECANCELED && res != -libc::EINTR {
+                            // A full harvest may have left reports behind, and epoll does
+                            // not wake pollers for those: let another waiter look.
+                            self.full = res as usize == self.wait_max;
+                        } else if res < 0 && !nothing_harvested(res) {
                             wait_result = Err(io::Error::from_raw_os_error(-res));
                         }
                     }
                     CANCEL => {}
+                    POLL => {
+                        if res < 0 && !nothing_harvested(res) {
+                            wait_result = Err(io::Error::from_raw_os_error(-res));
+                        }
+                    }
                     index => {
                         let index = index as usize;
                         if res == -libc::ECANCELED {
@@ -343,10 +392,17 @@ impl Ring {
                 return (cancelled, wait_result);
             }
             if self.wait_armed && !cancel_sent {
-                // The wait timed out or the enter failed: take the wait back.
-                let entry = opcode::AsyncCancel::new(WAIT).build().user_data(CANCEL);
-                // SAFETY: a cancellation carries no pointer; the queue is empty here.
-                unsafe { self.ring.submission().push(&entry) }.expect("submission queue has room");
+                // The wait timed out or the enter failed: take the poll and the wait back
+                // (whichever is still pending; cancelling the poll cancels its link).
+                // SAFETY: cancellations carry no pointer; the queue has room for two (see
+                // `run`).
+                unsafe {
+                    let mut sq = self.ring.submission();
+                    for target in [POLL, WAIT] {
+                        let entry = opcode::AsyncCancel::new(target).build().user_data(CANCEL);
+                        sq.push(&entry).expect("submission queue has room");
+                    }
+                }
                 cancel_sent = true;
             }
             // Wait for the rest; no timeout, since a cancelled wait completes at once.
@@ -358,6 +414,13 @@ impl Ring {
             }
         }
     }
+}
+
+/// Whether a wait or poll result only says that nothing was harvested: cancelled (by a
+/// timeout or a broken link), interrupted, or `EAGAIN` (another waiter harvested first,
+/// after the request was handed to an io-wq worker, which does not re-arm it).
+fn nothing_harvested(res: i32) -> bool {
+    res == -libc::ECANCELED || res == -libc::EINTR || res == -libc::EAGAIN
 }
 
 /// Applies one change directly.
