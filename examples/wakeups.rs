@@ -138,28 +138,36 @@ fn main() -> ExitCode {
     let mut waiters = 8;
     let mut rounds = 2000;
     let mut sockets = false;
+    let usage = || {
+        eprintln!(
+            "usage: wakeups [--backend auto|epoll|io_uring] [--waiters N] [--rounds N] [--sockets]"
+        );
+        ExitCode::from(2)
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let parsed = match flag.as_str() {
-            "--backend" => match args.next().as_deref() {
-                Some("epoll") => Some(backend = Backend::Epoll),
-                Some("io_uring") => Some(backend = Backend::IoUring),
-                Some("auto") => Some(backend = Backend::Auto),
-                _ => None,
-            },
-            "--waiters" => args
-                .next()
-                .and_then(|v| v.parse().ok())
-                .map(|v| waiters = v),
-            "--rounds" => args.next().and_then(|v| v.parse().ok()).map(|v| rounds = v),
-            "--sockets" => Some(sockets = true),
-            _ => None,
-        };
-        if parsed.is_none() {
-            eprintln!("usage: wakeups [--backend auto|epoll|io_uring] [--waiters N] [--rounds N] [--sockets]");
-            return ExitCode::from(2);
+        if flag == "--sockets" {
+            sockets = true;
+            continue;
+        }
+        let value = args.next();
+        match (flag.as_str(), value.as_deref()) {
+            ("--backend", Some("epoll")) => backend = Backend::Epoll,
+            ("--backend", Some("io_uring")) => backend = Backend::IoUring,
+            ("--backend", Some("auto")) => backend = Backend::Auto,
+            ("--waiters", Some(v)) if v.parse::<usize>().is_ok() => {
+                waiters = v.parse().unwrap_or(8)
+            }
+            ("--rounds", Some(v)) if v.parse::<usize>().is_ok() => {
+                rounds = v.parse().unwrap_or(2000)
+            }
+            _ => return usage(),
         }
     }
+    finish(backend, waiters, rounds, sockets)
+}
+
+fn finish(backend: Backend, waiters: usize, rounds: usize, sockets: bool) -> ExitCode {
     match run(backend, waiters, rounds, sockets) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
