@@ -40,6 +40,9 @@ pub struct Measured {
     pub elapsed: Duration,
     /// CPU time of the whole process (every thread, user and kernel) inside the window.
     pub cpu: Duration,
+    /// Operations counted from the start, warm-up and stop included (for tools that
+    /// count the whole run, such as callgrind).
+    pub total: u64,
 }
 
 impl Run {
@@ -114,6 +117,10 @@ impl Run {
             this.phase.store(STOP, Ordering::Relaxed);
             m
         });
+        let measured = measured.map(|m| Measured {
+            total: self.total(),
+            ..m
+        });
         if let Some(e) = self.error.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);
         }
@@ -145,6 +152,7 @@ impl Run {
             count: c1 - c0,
             elapsed,
             cpu: cpu1.saturating_sub(cpu0),
+            total: 0,
         })
     }
 

@@ -100,6 +100,7 @@ pub fn run(job: &Job, perf: Option<Control>) -> io::Result<Vec<(&'static str, f6
             out.push(("count", m.count as f64));
             out.push(("elapsed_ns", m.elapsed.as_nanos() as f64));
             out.push(("cpu_ns", m.cpu.as_nanos() as f64));
+            out.push(("total", m.total as f64));
             out.push(("registered", set.len() as f64));
         }
         Workload::Churn => {
@@ -109,6 +110,7 @@ pub fn run(job: &Job, perf: Option<Control>) -> io::Result<Vec<(&'static str, f6
                     out.push(("count", m.count as f64));
                     out.push(("elapsed_ns", m.elapsed.as_nanos() as f64));
                     out.push(("cpu_ns", m.cpu.as_nanos() as f64));
+                    out.push(("total", m.total as f64));
                 }
                 None => out.push(("not_applicable", 1.0)),
             }
