@@ -212,3 +212,71 @@ pub fn reset(stream: TcpStream) {
 pub fn shutdown_write(stream: &TcpStream) {
     stream.shutdown(Shutdown::Write).expect("shutdown");
 }
+
+/// The number of descriptors this process has open (entries of `/proc/self/fd`, less the
+/// one used to list them).
+pub fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .count()
+        - 1
+}
+
+/// Waits until `cond` holds on the port's stats, failing after [`ARRIVAL`].
+pub fn wait_for_stats(
+    port: &CompletionPort,
+    what: &str,
+    cond: impl Fn(socknotify::PortStats) -> bool,
+) {
+    let deadline = Instant::now() + ARRIVAL;
+    while !cond(port.stats()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            port.stats()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// The CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A small seeded PRNG (xorshift64*), so that randomised tests are reproducible without a
+/// dependency: a failure prints the seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value, 0 included).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `1 / n`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+}
