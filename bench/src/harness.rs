@@ -25,6 +25,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
         print!("{HELP}");
         return Ok(());
     }
+    let load_at_start = sys::load_average();
     let files = sys::raise_nofile(WANTED_FILES)?;
     let mut notes = Vec::new();
     if opts.smoke {
@@ -148,7 +149,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
         args,
         &results,
         &notes,
-        Machine::detect(files, syscalls),
+        Machine::detect(files, syscalls, load_at_start),
     )?;
     drop(runner);
     if failures > 0 {

@@ -187,3 +187,10 @@ pub fn process_cpu_time() -> io::Result<std::time::Duration> {
         ts.tv_nsec as u32,
     ))
 }
+
+/// The load averages (`/proc/loadavg`: 1, 5 and 15 minutes).
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -17,10 +17,12 @@ pub struct Machine {
     pub memory: String,
     pub files: u64,
     pub syscalls: String,
+    /// Load averages when the run started and when it ended: other work on the machine.
+    pub load: (String, String),
 }
 
 impl Machine {
-    pub fn detect(files: u64, syscalls: String) -> Machine {
+    pub fn detect(files: u64, syscalls: String, load_at_start: String) -> Machine {
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kernel: sys::kernel_release(),
@@ -28,6 +30,7 @@ impl Machine {
             memory: sys::mem_total(),
             files,
             syscalls,
+            load: (load_at_start, sys::load_average()),
         }
     }
 
@@ -39,8 +42,17 @@ impl Machine {
              | kernel (`uname -r`) | {} |\n\
              | memory | {} |\n\
              | descriptor limit | {} |\n\
-             | system calls counted by | {} |\n",
-            self.cpus, self.cpu_model, self.kernel, self.memory, self.files, self.syscalls
+             | system calls counted by | {} |\n\
+             | load average (1, 5, 15 min) at start | {} |\n\
+             | load average at end | {} |\n",
+            self.cpus,
+            self.cpu_model,
+            self.kernel,
+            self.memory,
+            self.files,
+            self.syscalls,
+            self.load.0,
+            self.load.1
         )
     }
 }
