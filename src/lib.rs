@@ -129,6 +129,7 @@ mod port;
 mod queue;
 mod registration;
 mod registry;
+mod sync;
 mod sys;
 
 /// The README's example, compiled and run as a doctest so that it cannot rot.

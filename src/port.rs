@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
@@ -14,6 +14,7 @@ use crate::owners;
 use crate::queue::{self, Gate, PortStats};
 use crate::registration::Registration;
 use crate::registry::{Planned, Registry};
+use crate::sync::Arc;
 use crate::sys::{Change, RawEvent, Selector, PROBE_TOKEN, WAKE_TOKEN};
 
 /// Which kernel interface a port uses.
@@ -307,13 +308,13 @@ impl CompletionPort {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let gate = &self.inner.gate;
         let admitted = if scratch.planned.is_empty() {
-            gate.admit(entries, deadline)
+            Gate::admit(gate, entries, deadline)
         } else {
             // Changes must not wait for a slot: apply them first if one is not free now.
-            match gate.admit(entries, Some(Instant::now())) {
+            match Gate::admit(gate, entries, Some(Instant::now())) {
                 Ok(None) => {
                     self.flush(scratch, registrations);
-                    gate.admit(entries, deadline)
+                    Gate::admit(gate, entries, deadline)
                 }
                 other => {
                     if other.is_err() {
@@ -343,7 +344,7 @@ impl CompletionPort {
                 && result
                     .as_ref()
                     .map_or_else(|e| e.kind() == io::ErrorKind::Interrupted, |_| true);
-            let back = gate.back(got, saw_wake, &mut entries[got..], again);
+            let back = Gate::back(gate, got, saw_wake, &mut entries[got..], again);
             self.wake_if(back.wake);
             got += back.taken;
             if back.again {

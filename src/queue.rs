@@ -26,9 +26,10 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+use crate::sync::{thread_local, Arc, AtomicBool, Condvar, Mutex, MutexGuard};
 
 use crate::error::Failure;
 use crate::event::CompletionEntry;
@@ -76,10 +77,19 @@ pub(crate) struct State {
 }
 
 /// One thread waiting for a slot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Waiter {
     cv: Condvar,
     woken: AtomicBool,
+}
+
+impl Waiter {
+    fn new() -> Waiter {
+        Waiter {
+            cv: Condvar::new(),
+            woken: AtomicBool::new(false),
+        }
+    }
 }
 
 /// A thread admitted by [`Gate::admit`]: it holds a slot and counts as in the kernel.
@@ -138,27 +148,32 @@ impl Gate {
     /// run: a free slot, or the deadline (`Ok(None)`). Once admitted, the thread counts as
     /// active and in the kernel, and the queued entries it took are at the front of `out`.
     pub(crate) fn admit(
-        self: &Arc<Gate>,
+        gate: &Arc<Gate>,
         out: &mut [CompletionEntry],
         deadline: Option<Instant>,
     ) -> Result<Option<Admission>, Failure> {
-        release_current_thread();
-        let mut st = self.lock();
+        // A slot held on this gate is taken back here, under the lock, without waking a
+        // parked waiter for it: the caller is the most recent waiter, so it goes first.
+        let kept = take_association(gate);
+        let mut st = gate.lock();
+        if kept {
+            st.active -= 1;
+        }
         loop {
             if st.closed {
                 return Err(Failure::PortClosed);
             }
-            if st.active < self.concurrency {
+            if st.active < gate.concurrency {
                 st.active += 1;
                 let taken = st.take(out);
-                let wake = self.pass_on(&mut st);
+                let wake = gate.pass_on(&mut st);
                 st.in_kernel += 1;
                 return Ok(Some(Admission { taken, wake }));
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Ok(None);
             }
-            st = self.park(st, deadline);
+            st = gate.park(st, deadline);
         }
     }
 
@@ -202,13 +217,13 @@ impl Gate {
     /// released thread. Without, if `again` it stays admitted to wait once more, otherwise
     /// it gives its slot to the most recent parked waiter.
     pub(crate) fn back(
-        self: &Arc<Gate>,
+        gate: &Arc<Gate>,
         got: usize,
         saw_wake: bool,
         rest: &mut [CompletionEntry],
         again: bool,
     ) -> Back {
-        let mut st = self.lock();
+        let mut st = gate.lock();
         st.in_kernel -= 1;
         if saw_wake {
             st.wake_pending = false;
@@ -224,9 +239,9 @@ impl Gate {
                 again: false,
             };
         }
-        let wake = self.pass_on(&mut st);
+        let wake = gate.pass_on(&mut st);
         if got + taken > 0 {
-            associate(self);
+            associate(gate);
             return Back {
                 taken,
                 wake,
@@ -237,7 +252,7 @@ impl Gate {
             st.in_kernel += 1;
         } else {
             st.active -= 1;
-            self.wake_waiter(&mut st);
+            gate.wake_waiter(&mut st);
         }
         Back { taken, wake, again }
     }
@@ -323,22 +338,34 @@ impl State {
     }
 }
 
-/// A thread's released slot on one port; given back when dropped.
+/// A thread's released slot on one port; given back when dropped. It keeps the gate (not
+/// the port) alive, so that a thread that never calls again can still give its slot back.
 struct Association {
-    gate: Weak<Gate>,
+    /// `None` once the slot was accounted for elsewhere (see `take_association`).
+    gate: Option<Arc<Gate>>,
 }
 
 impl Drop for Association {
     fn drop(&mut self) {
-        if let Some(gate) = self.gate.upgrade() {
+        if let Some(gate) = self.gate.take() {
             gate.release_slot();
         }
     }
 }
 
 thread_local! {
-    static WAITER: Arc<Waiter> = Arc::new(Waiter::default());
+    static WAITER: Arc<Waiter> = Arc::new(Waiter::new());
+}
+
+#[cfg(not(loom))]
+thread_local! {
     static RELEASED: RefCell<Option<Association>> = const { RefCell::new(None) };
+}
+
+// loom's `thread_local!` takes no `const` initialiser.
+#[cfg(loom)]
+thread_local! {
+    static RELEASED: RefCell<Option<Association>> = RefCell::new(None);
 }
 
 /// Records that this thread now holds a released slot on `gate`.
@@ -347,18 +374,28 @@ fn associate(gate: &Arc<Gate>) {
     // association was given back by `admit`, so there is none to drop under the lock.
     RELEASED.with(|r| {
         let previous = r.borrow_mut().replace(Association {
-            gate: Arc::downgrade(gate),
+            gate: Some(Arc::clone(gate)),
         });
         debug_assert!(previous.is_none());
         std::mem::forget(previous);
     });
 }
 
-/// Gives back this thread's released slot, if it has one.
-pub(crate) fn release_current_thread() {
-    // Take it out first: dropping it locks the gate, and must not happen while borrowed.
+/// Forgets this thread's released slot if it is on `gate` and returns true (the caller
+/// then accounts for it under the gate's lock); gives back a slot on any other gate.
+fn take_association(gate: &Arc<Gate>) -> bool {
     let association = RELEASED.try_with(|r| r.borrow_mut().take()).ok().flatten();
-    drop(association);
+    match association {
+        Some(mut a) if a.gate.as_ref().is_some_and(|g| Arc::ptr_eq(g, gate)) => {
+            // Emptied first, so that dropping it does not give the slot back.
+            a.gate = None;
+            true
+        }
+        other => {
+            drop(other);
+            false
+        }
+    }
 }
 
 /// Runs `f` with this thread's slot on `gate` given back, if it holds one there.
@@ -366,7 +403,8 @@ pub(crate) fn blocking<R>(gate: &Arc<Gate>, f: impl FnOnce() -> R) -> R {
     let holds = RELEASED.with(|r| {
         r.borrow()
             .as_ref()
-            .is_some_and(|a| std::ptr::eq(a.gate.as_ptr(), Arc::as_ptr(gate)))
+            .and_then(|a| a.gate.as_ref())
+            .is_some_and(|g| Arc::ptr_eq(g, gate))
     });
     if !holds {
         return f();
@@ -381,4 +419,176 @@ pub(crate) fn blocking<R>(gate: &Arc<Gate>, f: impl FnOnce() -> R) -> R {
     }
     let _retake = Retake(gate);
     f()
+}
+
+/// loom models of the gate: `RUSTFLAGS="--cfg loom" cargo test --release --lib model`.
+///
+/// The kernel side is a fake with the property that matters: wakes sent while nobody
+/// harvests coalesce into one (the eventfd is edge-triggered), and a wake is never lost
+/// once sent. Each model lets loom explore every interleaving of a few threads; a lost
+/// wakeup shows as a deadlock, which loom reports.
+#[cfg(all(test, loom))]
+mod model {
+    use super::*;
+    use loom::sync::{Condvar, Mutex};
+    use loom::thread;
+
+    /// The kernel's wait: a pending-wake flag.
+    struct Kernel {
+        pending: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    impl Kernel {
+        fn new() -> Arc<Kernel> {
+            Arc::new(Kernel {
+                pending: Mutex::new(false),
+                cv: Condvar::new(),
+            })
+        }
+
+        fn wake(&self) {
+            *self.pending.lock().unwrap() = true;
+            self.cv.notify_one();
+        }
+
+        /// Returns whether a wake was harvested; blocks only if `block`.
+        fn wait(&self, block: bool) -> bool {
+            let mut pending = self.pending.lock().unwrap();
+            while block && !*pending {
+                pending = self.cv.wait(pending).unwrap();
+            }
+            std::mem::replace(&mut *pending, false)
+        }
+    }
+
+    /// The port's dequeue loop without sockets: admit, wait in the kernel, come back.
+    fn dequeue(gate: &Arc<Gate>, kernel: &Kernel, out: &mut [CompletionEntry]) -> usize {
+        let admission = match Gate::admit(gate, out, None) {
+            Ok(Some(a)) => a,
+            _ => return 0,
+        };
+        if admission.wake {
+            kernel.wake();
+        }
+        let mut got = admission.taken;
+        loop {
+            let saw_wake = got < out.len() && kernel.wait(got == 0);
+            let back = Gate::back(gate, got, saw_wake, &mut out[got..], got == 0);
+            if back.wake {
+                kernel.wake();
+            }
+            got += back.taken;
+            if !back.again {
+                return got;
+            }
+            if gate.is_closed() {
+                return got;
+            }
+        }
+    }
+
+    /// Explores interleavings with at most `LOOM_MAX_PREEMPTIONS` (default 2) preemptions,
+    /// which keeps each model to seconds while covering the classic lost-wakeup shapes.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder.check(f);
+    }
+
+    /// Gives back this thread's released slot, as its next call or its exit would.
+    fn release_current_thread() {
+        let association = RELEASED.with(|r| r.borrow_mut().take());
+        drop(association);
+    }
+
+    fn post(gate: &Gate, kernel: &Kernel, key: usize) {
+        if gate.push(CompletionEntry::new(key, 0, 0)).unwrap() {
+            kernel.wake();
+        }
+    }
+
+    /// Two posts, two waiting threads taking one entry each: both entries are delivered,
+    /// once each, whatever the interleaving (no lost or coalesced-away wakeup).
+    #[test]
+    fn two_posts_reach_two_waiters() {
+        model(|| {
+            let gate = Gate::new(2);
+            let kernel = Kernel::new();
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (gate, kernel) = (gate.clone(), kernel.clone());
+                    thread::spawn(move || {
+                        let mut out = [CompletionEntry::default(); 1];
+                        let n = dequeue(&gate, &kernel, &mut out);
+                        release_current_thread();
+                        assert_eq!(n, 1);
+                        out[0].key
+                    })
+                })
+                .collect();
+            post(&gate, &kernel, 1);
+            post(&gate, &kernel, 2);
+            let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, [1, 2]);
+        });
+    }
+
+    /// Concurrency 1: while one thread is released, the other waits even with an entry
+    /// queued; when the first gives its slot back, the second runs.
+    #[test]
+    fn concurrency_one_serialises_release() {
+        model(|| {
+            let gate = Gate::new(1);
+            let kernel = Kernel::new();
+            post(&gate, &kernel, 1);
+            post(&gate, &kernel, 2);
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (gate, kernel) = (gate.clone(), kernel.clone());
+                    thread::spawn(move || {
+                        let mut out = [CompletionEntry::default(); 1];
+                        let n = dequeue(&gate, &kernel, &mut out);
+                        assert_eq!(n, 1);
+                        let released = gate.stats().released;
+                        assert!(released <= 1, "{released} released with concurrency 1");
+                        release_current_thread();
+                        out[0].key
+                    })
+                })
+                .collect();
+            let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, [1, 2]);
+            assert_eq!(gate.stats(), PortStats::default());
+        });
+    }
+
+    /// Closing wakes a thread waiting in the kernel and one waiting for a slot.
+    #[test]
+    fn close_wakes_every_waiter() {
+        model(|| {
+            let gate = Gate::new(1);
+            let kernel = Kernel::new();
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let (gate, kernel) = (gate.clone(), kernel.clone());
+                    thread::spawn(move || {
+                        let mut out = [CompletionEntry::default(); 1];
+                        dequeue(&gate, &kernel, &mut out)
+                    })
+                })
+                .collect();
+            if gate.close() {
+                kernel.wake();
+            }
+            for h in handles {
+                assert_eq!(h.join().unwrap(), 0);
+            }
+            assert!(gate.push(CompletionEntry::default()).is_err());
+        });
+    }
 }
