@@ -129,6 +129,16 @@ impl Registration {
         }
     }
 
+    /// Sets the completion key. DISABLE and REMOVE ignore it (the REMOVE entry carries the
+    /// registration's own key), so [`disable`](Registration::disable) and
+    /// [`remove`](Registration::remove) leave it 0; setting it lets a batch tell which
+    /// registration a failed result belongs to.
+    #[must_use]
+    pub fn with_key(mut self, key: usize) -> Self {
+        self.key = key;
+        self
+    }
+
     /// The socket's descriptor.
     #[must_use]
     pub fn socket(&self) -> RawFd {
@@ -278,6 +288,13 @@ mod tests {
                 assert_eq!(got, Err(Failure::BadFilter(bits)));
             }
         }
+    }
+
+    #[test]
+    fn with_key_is_carried_but_ignored_by_remove() {
+        let r = Registration::from_bits(3, 0, 0, 0x04, 0).with_key(77);
+        assert_eq!(r.key(), 77);
+        assert_eq!(r.request(), Ok(Request::Remove { fd: 3 }));
     }
 
     #[test]
