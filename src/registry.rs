@@ -64,6 +64,26 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// A new armed registration.
+    fn armed(
+        key: usize,
+        fd: RawFd,
+        generation: u32,
+        filter: Events,
+        trigger: Trigger,
+        kind: SocketKind,
+    ) -> Slot {
+        Slot {
+            key,
+            fd,
+            generation,
+            filter: filter.bits() as u8,
+            trigger: trigger.bits(),
+            state: State::Armed,
+            datagram: kind == SocketKind::Datagram,
+        }
+    }
+
     fn filter(&self) -> Events {
         Events::from_bits_retain(u16::from(self.filter))
     }
@@ -190,15 +210,7 @@ impl Registry {
             owners::claim(fd, self.port)?;
             match selector.add(fd, token(index, generation), filter, trigger) {
                 Ok(()) => {
-                    self.slots[index] = Slot {
-                        key,
-                        fd,
-                        generation,
-                        filter: filter.bits() as u8,
-                        trigger: trigger.bits(),
-                        state: State::Armed,
-                        datagram: kind == SocketKind::Datagram,
-                    };
+                    self.slots[index] = Slot::armed(key, fd, generation, filter, trigger, kind);
                     Ok(())
                 }
                 Err(e) if is(&e, libc::EEXIST) => Err(Failure::KeyChange(fd)),
@@ -233,15 +245,7 @@ impl Registry {
             owners::release(fd, self.port);
             return Err(Failure::from_errno(fd, &e));
         }
-        self.slots[index] = Slot {
-            key,
-            fd,
-            generation,
-            filter: filter.bits() as u8,
-            trigger: trigger.bits(),
-            state: State::Armed,
-            datagram: kind == SocketKind::Datagram,
-        };
+        self.slots[index] = Slot::armed(key, fd, generation, filter, trigger, kind);
         let fd_index = fd as usize;
         if self.by_fd.len() <= fd_index {
             self.by_fd.resize(fd_index + 1, 0);

@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{syscall, RawEvent, Readiness, PROBE_TOKEN, WAKE_TOKEN};
+use super::{syscall, Change, RawEvent, Readiness, PROBE_TOKEN, WAKE_TOKEN};
 use crate::event::{Events, Trigger};
 
 /// An epoll instance and its waker.
@@ -62,11 +62,7 @@ impl Selector {
         filter: Events,
         trigger: Trigger,
     ) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: interest(filter, trigger),
-            u64: token,
-        };
-        ctl(self.fd(), libc::EPOLL_CTL_ADD, fd, &mut event)
+        self.ctl_interest(libc::EPOLL_CTL_ADD, fd, token, interest(filter, trigger))
     }
 
     pub(crate) fn modify(
@@ -76,21 +72,28 @@ impl Selector {
         filter: Events,
         trigger: Trigger,
     ) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: interest(filter, trigger),
-            u64: token,
-        };
-        ctl(self.fd(), libc::EPOLL_CTL_MOD, fd, &mut event)
+        self.ctl_interest(libc::EPOLL_CTL_MOD, fd, token, interest(filter, trigger))
+    }
+
+    /// Applies a change planned by the registry: `modify`, or `disarm` without interest.
+    pub(crate) fn apply(&self, change: &Change) -> io::Result<()> {
+        self.ctl_interest(
+            libc::EPOLL_CTL_MOD,
+            change.fd,
+            change.token,
+            change_bits(change),
+        )
     }
 
     pub(crate) fn disarm(&self, fd: RawFd, token: u64) -> io::Result<()> {
         // A one-shot interest in nothing: the kernel may still report ERR or HUP once,
         // which the registry drops because the registration is disabled.
-        let mut event = libc::epoll_event {
-            events: libc::EPOLLONESHOT as u32,
-            u64: token,
-        };
-        ctl(self.fd(), libc::EPOLL_CTL_MOD, fd, &mut event)
+        self.ctl_interest(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLONESHOT as u32)
+    }
+
+    fn ctl_interest(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
+        ctl(self.fd(), op, fd, &mut event)
     }
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
@@ -175,6 +178,14 @@ pub(crate) fn convert(events: &[libc::epoll_event], buf: &mut Vec<RawEvent>) {
         token: e.u64,
         readiness: readiness(e.events),
     }));
+}
+
+/// The epoll interest bits of a planned change (`disarm` when it has no interest).
+pub(crate) fn change_bits(change: &Change) -> u32 {
+    match change.interest {
+        Some((filter, trigger)) => interest(filter, trigger),
+        None => libc::EPOLLONESHOT as u32,
+    }
 }
 
 /// The epoll interest bits for a filter and trigger.

@@ -261,10 +261,7 @@ impl Selector {
     ) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => {
-                results.extend(changes.iter().map(|c| match c.interest {
-                    Some((filter, trigger)) => s.modify(c.fd, c.token, filter, trigger),
-                    None => s.disarm(c.fd, c.token),
-                }));
+                results.extend(changes.iter().map(|c| s.apply(c)));
                 if max == 0 {
                     return Ok(());
                 }

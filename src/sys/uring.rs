@@ -241,7 +241,7 @@ impl Ring {
             // Changes cancelled because an earlier one failed were never applied: apply them
             // now, directly.
             for index in cancelled {
-                results[first + start + index] = apply(&selector.epoll, &part[index]);
+                results[first + start + index] = selector.epoll.apply(&part[index]);
             }
             if end == changes.len() {
                 if wait && self.full {
@@ -256,10 +256,7 @@ impl Ring {
     fn push_changes(&mut self, epfd: RawFd, part: &[Change], link_last: bool) {
         self.ctl.clear();
         self.ctl.extend(part.iter().map(|c| libc::epoll_event {
-            events: match c.interest {
-                Some((filter, trigger)) => epoll::interest(filter, trigger),
-                None => libc::EPOLLONESHOT as u32,
-            },
+            events: epoll::change_bits(c),
             u64: c.token,
         }));
         for (index, event) in self.ctl.iter().enumerate() {
@@ -421,14 +418,6 @@ impl Ring {
 /// after the request was handed to an io-wq worker, which does not re-arm it).
 fn nothing_harvested(res: i32) -> bool {
     res == -libc::ECANCELED || res == -libc::EINTR || res == -libc::EAGAIN
-}
-
-/// Applies one change directly.
-fn apply(epoll: &epoll::Selector, change: &Change) -> io::Result<()> {
-    match change.interest {
-        Some((filter, trigger)) => epoll.modify(change.fd, change.token, filter, trigger),
-        None => epoll.disarm(change.fd, change.token),
-    }
 }
 
 fn unsupported(msg: impl Into<String>) -> io::Error {
