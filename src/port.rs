@@ -210,8 +210,9 @@ impl CompletionPort {
     }
 
     /// Applies `registrations` in order. Re-arms and DISABLEs of registered sockets are only
-    /// planned when the backend batches them with the wait; the rest is applied now (after
-    /// the planned changes, when one concerns the same socket, to keep the order).
+    /// planned when the backend batches them with the wait; the rest is applied now. Any
+    /// operation on a socket that already has a planned change first submits the planned
+    /// changes, so that each socket's operations reach the kernel in order.
     fn apply(&self, scratch: &mut Scratch, registrations: &mut [Registration]) -> io::Result<()> {
         if self.is_closed() {
             for registration in registrations.iter_mut() {
@@ -233,15 +234,16 @@ impl CompletionPort {
                     continue;
                 }
             };
-            let reg = registry.get_or_insert_with(|| self.registry());
             if batching {
+                if request.fd().is_some_and(|fd| scratch.is_planned(fd)) {
+                    // One change per socket in flight, so that the kernel sees them in order.
+                    registry = None;
+                    self.flush(scratch, registrations);
+                }
+                let reg = registry.get_or_insert_with(|| self.registry());
                 if let Some(planned) = reg.plan(request) {
                     scratch.planned.push((i, planned));
                     continue;
-                }
-                if request.fd().is_some_and(|fd| scratch.is_planned(fd)) {
-                    registry = None;
-                    self.flush(scratch, registrations);
                 }
             }
             let reg = registry.get_or_insert_with(|| self.registry());

@@ -61,6 +61,9 @@ pub(crate) struct Slot {
     trigger: u8,
     state: State,
     datagram: bool,
+    /// The kernel interest is temporarily edge-triggered and persistent: the socket is in
+    /// a condition the filter leaves out (see [`Registry::deliver`]).
+    parked: bool,
 }
 
 impl Slot {
@@ -81,6 +84,7 @@ impl Slot {
             trigger: trigger.bits(),
             state: State::Armed,
             datagram: kind == SocketKind::Datagram,
+            parked: false,
         }
     }
 
@@ -263,6 +267,7 @@ impl Registry {
                 let slot = &mut self.slots[index];
                 slot.generation = generation;
                 slot.state = State::Disabled;
+                slot.parked = false;
                 Ok(())
             }
             Err(e) => Err(self.vanished(index, fd, &e)),
@@ -330,6 +335,7 @@ impl Registry {
                 let slot = &mut self.slots[index];
                 slot.generation = generation;
                 slot.state = State::Disabled;
+                slot.parked = false;
             }
         }
         Some(Planned {
@@ -355,11 +361,22 @@ impl Registry {
         if self.closed {
             return Err(Failure::PortClosed);
         }
-        let Err(e) = result else { return Ok(()) };
         let fd = planned.change.fd;
         let index = planned.index;
+        let planned_generation = planned.previous.generation.wrapping_add(1);
+        let Err(e) = result else {
+            // Changes of one registration planned by different threads reach the kernel in
+            // whatever order their rings run. If a newer one exists, this older one may
+            // have landed last: state the registry's current view again, under a new token
+            // so that nothing reported under either of theirs is delivered twice.
+            let slot = &self.slots[index];
+            if slot.generation != planned_generation && slot.state != State::Free && slot.fd == fd {
+                self.resync(selector, index);
+            }
+            return Ok(());
+        };
         let current = self.slots.get(index).map(|s| (s.generation, s.fd));
-        if current != Some((planned.previous.generation.wrapping_add(1), fd)) {
+        if current != Some((planned_generation, fd)) {
             // Another thread changed this registration meanwhile; its state stands.
             return Err(Failure::from_errno(fd, &e));
         }
@@ -386,7 +403,30 @@ impl Registry {
         }
     }
 
+    /// Makes the kernel's interest match the registry's state again, under a new token.
+    fn resync(&mut self, selector: &Selector, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.parked = false;
+        let (fd, t) = (slot.fd, token(index, slot.generation));
+        let result = match slot.state {
+            State::Armed => selector.modify(fd, t, slot.filter(), slot.trigger()),
+            _ => selector.disarm(fd, t),
+        };
+        if let Err(e) = result {
+            // Closed meanwhile: the registration ends silently, as anywhere else.
+            self.vanished(index, fd, &e);
+        }
+    }
+
     /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
+    ///
+    /// A report with nothing the filter wants (a hang-up without `HANGUP` in the filter, an
+    /// error already consumed) would come back at once under level-triggered interest, and
+    /// a one-shot registration would be disarmed by it. Such a registration is *parked*:
+    /// its kernel interest becomes persistent and edge-triggered, so the kernel reports the
+    /// socket's next change instead of its lasting state; the first wanted report restores
+    /// the registration's own trigger. No wanted report is lost, and no thread spins.
     pub(crate) fn deliver(
         &mut self,
         selector: &Selector,
@@ -402,16 +442,25 @@ impl Registry {
         let trigger = slot.trigger();
         let events = event.readiness.events(filter, slot.datagram);
         if events.is_empty() {
-            if trigger.is_oneshot() {
-                // The kernel disarmed it for a report the caller did not ask for (a HUP
-                // without HANGUP in the filter); keep the registration armed. Failure means
-                // the socket is gone, which the next operation on it will notice.
-                let _ = selector.modify(slot.fd, event.token, filter, trigger);
+            let lasting = trigger.is_oneshot() || !trigger.is_edge();
+            if lasting && !slot.parked {
+                slot.parked = true;
+                let parked = Trigger::PERSISTENT | Trigger::EDGE;
+                // Failure means the socket is gone, which the next operation on it notices.
+                let _ = selector.modify(slot.fd, event.token, filter, parked);
             }
             return None;
         }
         if trigger.is_oneshot() {
             slot.state = State::Fired;
+        }
+        if slot.parked {
+            slot.parked = false;
+            let _ = if trigger.is_oneshot() {
+                selector.disarm(slot.fd, event.token)
+            } else {
+                selector.modify(slot.fd, event.token, filter, trigger)
+            };
         }
         Some(CompletionEntry::notification(slot.key, events))
     }
@@ -448,6 +497,7 @@ impl Registry {
         slot.filter = filter.bits() as u8;
         slot.trigger = trigger.bits();
         slot.state = State::Armed;
+        slot.parked = false;
     }
 
     /// Ends the registration in `index`: its tokens go stale, its claim is given up.
@@ -469,6 +519,7 @@ impl Registry {
                 trigger: 0,
                 state: State::Free,
                 datagram: false,
+                parked: false,
             });
             return self.slots.len() - 1;
         }

@@ -486,7 +486,7 @@ fn disable_enable_storm_keeps_one_shot_entries_single() {
 /// which the socket satisfies. Whichever ENABLE counts as the later one, its filter must be
 /// armed afterwards, so that entries come.
 #[test]
-#[ignore = "core bug: io_uring applies concurrent ENABLEs of one socket to the kernel out of registry order, leaving the registration silent"]
+
 fn concurrent_enables_leave_one_of_the_filters_armed() {
     each_backend(|b| {
         const ROUNDS: usize = 20;
@@ -578,7 +578,7 @@ fn concurrent_enables_leave_one_of_the_filters_armed() {
 /// A registration whose filter leaves out what the kernel always reports (a hung-up
 /// connection) must not make a waiting thread spin: it sleeps until its timeout.
 #[test]
-#[ignore = "core bug: a filtered-out EPOLLHUP on a level registration makes dequeue busy-loop until its timeout"]
+
 fn filtered_out_hangup_does_not_spin_the_waiter() {
     each_backend(|b| {
         for trigger in [LEVEL, ONESHOT_LEVEL] {

@@ -255,7 +255,7 @@ fn accept_at_the_descriptor_limit_fails_in_accept_and_the_port_keeps_working() {
 /// Threads that wait on a port at the descriptor limit keep waiting normally: the limit is
 /// the application's accept's problem, not the port's.
 #[test]
-#[ignore = "core bug: io_uring dequeue fails with EMFILE at the descriptor limit when it needs a new ring"]
+
 fn concurrent_waiters_at_the_descriptor_limit_keep_working() {
     let _serial = serial();
     each_backend(|b| {
@@ -284,7 +284,7 @@ fn concurrent_waiters_at_the_descriptor_limit_keep_working() {
 /// registered with that number has been closed and the number reused. Both must succeed
 /// (the first registers the new socket, the second changes nothing), as one by one.
 #[test]
-#[ignore = "core bug: io_uring gives the first of two same-batch ENABLEs of a reused descriptor a raw ENOENT"]
+
 fn two_enables_in_one_batch_of_a_reused_number() {
     let _serial = serial();
     each_backend(|b| {

@@ -150,9 +150,18 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        let mut ring = match self.rings.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            Some(ring) => ring,
-            None => Ring::new()?,
+        let pooled = self.rings.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut ring = match pooled.map_or_else(Ring::new, Ok) {
+            Ok(ring) => ring,
+            // No ring for this thread now (at the descriptor limit, say): the same work
+            // through direct calls, rather than failing a wait that epoll can do.
+            Err(_) => {
+                results.extend(changes.iter().map(|c| self.epoll.apply(c)));
+                return match max {
+                    0 => Ok(()),
+                    _ => self.epoll.wait(buf, max, timeout),
+                };
+            }
         };
         let result = ring.run(self, changes, results, buf, max, timeout);
         // Every request of the call has completed (see `Ring::run`), so the ring is clean.
