@@ -11,9 +11,9 @@
 //!
 //! # Memory per registration
 //!
-//! A slot is 24 bytes ([`Slot`]: key 8, descriptor 4, generation 4, filter, trigger, state
-//! and kind 1 each), the descriptor index 4 bytes, the process-wide owner table 4 bytes:
-//! 32 bytes in all, checked by the `slot_is_24_bytes` test with `size_of`. The two
+//! A slot is 24 bytes ([`Slot`]: key 8, descriptor 4, generation 4; filter, trigger,
+//! state, kind and parked flag 1 each; 3 of padding), the descriptor index 4 bytes, the
+//! process-wide owner table 4 bytes: 32 bytes in all, checked by the `slot_is_24_bytes` test with `size_of`. The two
 //! descriptor-indexed tables cost 4 bytes per descriptor number up to the highest one
 //! registered, which for the dense descriptor numbers of a server is the same figure.
 //!
