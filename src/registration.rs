@@ -13,7 +13,8 @@ use crate::event::{Events, Trigger};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Operation {
-    /// Do nothing; the registration's result is `Ok(())`.
+    /// Do nothing; the registration's result is `Ok(())` (or `InvalidInput` if a field has
+    /// unknown bits, as for every operation).
     #[doc(alias = "SOCK_NOTIFY_OP_NONE")]
     None = 0x00,
     /// Create the registration, or replace its filter and trigger (and re-arm it).
@@ -205,14 +206,15 @@ impl Registration {
         let op = self
             .operation()
             .ok_or(Failure::BadOperation(self.operation))?;
-        if op == Operation::None {
-            return Ok(Request::None);
-        }
+        // Unknown bits are an error in every field, whatever the operation (rule 1).
         let filter = Events::from_bits(self.events)
             .filter(|f| Events::FILTER.contains(*f))
             .ok_or(Failure::BadFilter(self.events))?;
         let trigger =
             Trigger::from_bits(self.trigger).ok_or(Failure::UnknownTrigger(self.trigger))?;
+        if op == Operation::None {
+            return Ok(Request::None);
+        }
         if self.socket < 0 {
             return Err(Failure::BadDescriptor(self.socket));
         }

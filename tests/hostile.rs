@@ -37,13 +37,12 @@ fn returns_promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
     rx.recv_timeout(ARRIVAL).expect("the call blocked")
 }
 
-/// Rule 1 as a table: `None` when the bits are valid, which for NONE is always (it carries
-/// no registration: the other fields are not looked at).
+/// Rule 1 as a table: `None` when the bits are valid. Unknown bits are invalid in every
+/// field whatever the operation, NONE included.
 fn bits_error(filter: u16, op: u8, trigger: u8) -> Option<ErrorKind> {
     let invalid = Some(ErrorKind::InvalidInput);
     match op {
-        0x00 => return None,
-        0x01 | 0x02 | 0x04 => {}
+        0x00 | 0x01 | 0x02 | 0x04 => {}
         _ => return invalid,
     }
     if filter & !0x07 != 0 || trigger & !0x0f != 0 {

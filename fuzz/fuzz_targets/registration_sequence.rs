@@ -129,12 +129,15 @@ enum Want {
 fn bad_bits(filter: u16, op: u8, trigger: u8) -> Option<Want> {
     let invalid = Some(Want::Kind(ErrorKind::InvalidInput));
     match op {
-        0 => return Some(Want::Ok), // NONE ignores the other fields
-        1 | 2 | 4 => {}
+        0 | 1 | 2 | 4 => {}
         _ => return invalid,
     }
+    // Unknown bits are invalid in every field, whatever the operation.
     if filter & !0x07 != 0 || trigger & !0x0f != 0 {
         return invalid;
+    }
+    if op == 0 {
+        return Some(Want::Ok); // NONE with known bits: nothing to do
     }
     let one = |a: u8, b: u8| (trigger & a != 0) != (trigger & b != 0);
     if op == 1 && !(one(0x01, 0x02) && one(0x04, 0x08)) {
