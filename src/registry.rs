@@ -554,3 +554,160 @@ mod tests {
         assert_ne!(last, sys::PROBE_TOKEN);
     }
 }
+
+/// loom models of the registry's ordering guarantees:
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib model`.
+///
+/// The registry runs under one lock, with real epoll calls inside it; loom explores the
+/// order in which a thread validating a kernel report it harvested earlier and a thread
+/// changing the registration take that lock. The harvested report is simulated by its
+/// token, captured before either thread runs.
+#[cfg(all(test, loom))]
+mod model {
+    use super::*;
+    use crate::port::Backend;
+    use crate::sync::{Arc, Mutex};
+    use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use loom::thread;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    struct Fixture {
+        selector: Arc<Selector>,
+        registry: Arc<Mutex<Registry>>,
+        fd: RawFd,
+        /// The report the kernel made under the registration's first token.
+        harvested: RawEvent,
+        /// Keeps the socket pair open for the model's length.
+        _pair: (UnixStream, UnixStream),
+    }
+
+    fn fixture(trigger: Trigger) -> Fixture {
+        let selector = Arc::new(Selector::new(Backend::Epoll).expect("epoll"));
+        let mut registry = Registry::new(owners::register_port(selector.fd()));
+        let pair = UnixStream::pair().expect("socketpair");
+        let fd = pair.1.as_raw_fd();
+        let enable = Request::Enable {
+            fd,
+            key: 7,
+            filter: Events::IN,
+            trigger,
+        };
+        registry.apply(&selector, enable).expect("enable");
+        let index = registry.lookup(fd).expect("registered");
+        let harvested = RawEvent {
+            token: token(index, registry.slots[index].generation),
+            readiness: sys::Readiness::new(sys::Readiness::READABLE),
+        };
+        Fixture {
+            selector,
+            registry: Arc::new(Mutex::new(registry)),
+            fd,
+            harvested,
+            _pair: pair,
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        builder.check(f);
+    }
+
+    /// Rule 4: a report validated after the REMOVE is dropped; one validated before it is
+    /// delivered. Either way the REMOVE entry is produced once.
+    #[test]
+    fn remove_entry_is_last() {
+        model(|| {
+            let fx = fixture(Trigger::PERSISTENT | Trigger::LEVEL);
+            let seq = Arc::new(AtomicUsize::new(0));
+            let validator = {
+                let (registry, selector, seq) =
+                    (fx.registry.clone(), fx.selector.clone(), seq.clone());
+                let event = fx.harvested;
+                thread::spawn(move || {
+                    let mut registry = registry.lock().unwrap();
+                    let got = registry.deliver(&selector, event);
+                    (got, seq.fetch_add(1, SeqCst))
+                })
+            };
+            let (remove, removed_at) = {
+                let mut registry = fx.registry.lock().unwrap();
+                let remove = registry.apply(&fx.selector, Request::Remove { fd: fx.fd });
+                (remove, seq.fetch_add(1, SeqCst))
+            };
+            let (got, got_at) = validator.join().unwrap();
+            let entry = remove.expect("remove").expect("a REMOVE entry");
+            assert_eq!((entry.key, entry.events()), (7, Events::REMOVE));
+            if got_at > removed_at {
+                assert_eq!(got, None, "an entry validated after REMOVE was delivered");
+            } else {
+                assert_eq!(got.map(|e| (e.key, e.events())), Some((7, Events::IN)));
+            }
+            fx.registry.lock().unwrap().close();
+        });
+    }
+
+    /// Rule 12 with the batching backends' plan/settle split: a re-arm planned by one
+    /// thread, applied to the kernel outside the lock and settled later, races a thread
+    /// validating the first arm's report. The first arm yields at most one entry, and none
+    /// once the re-arm is planned.
+    #[test]
+    fn planned_rearm_drops_the_old_arms_report() {
+        model(|| {
+            let fx = fixture(Trigger::ONESHOT | Trigger::LEVEL);
+            let seq = Arc::new(AtomicUsize::new(0));
+            let validator = {
+                let (registry, selector, seq) =
+                    (fx.registry.clone(), fx.selector.clone(), seq.clone());
+                let event = fx.harvested;
+                thread::spawn(move || {
+                    let mut registry = registry.lock().unwrap();
+                    let got = registry.deliver(&selector, event);
+                    (got, seq.fetch_add(1, SeqCst))
+                })
+            };
+            let rearm = Request::Enable {
+                fd: fx.fd,
+                key: 7,
+                filter: Events::IN,
+                trigger: Trigger::ONESHOT | Trigger::LEVEL,
+            };
+            let (planned, planned_at) = {
+                let mut registry = fx.registry.lock().unwrap();
+                let planned = registry.plan(rearm).expect("a re-arm is planned");
+                (planned, seq.fetch_add(1, SeqCst))
+            };
+            let mut results = Vec::new();
+            fx.selector
+                .submit(&[planned.change], &mut results, &mut Vec::new(), 0, None)
+                .expect("submit");
+            let settled = fx.registry.lock().unwrap().settle(
+                &fx.selector,
+                &planned,
+                results.pop().expect("a result"),
+            );
+            assert_eq!(settled, Ok(()));
+            let (got, got_at) = validator.join().unwrap();
+            if got_at > planned_at {
+                assert_eq!(
+                    got, None,
+                    "the old arm's report was delivered after the re-arm"
+                );
+            } else {
+                assert_eq!(got.map(|e| e.key), Some(7));
+            }
+            // The new arm is armed: its own report is delivered, once.
+            let mut registry = fx.registry.lock().unwrap();
+            let fresh = RawEvent {
+                token: planned.change.token,
+                ..fx.harvested
+            };
+            assert!(registry.deliver(&fx.selector, fresh).is_some());
+            assert!(registry.deliver(&fx.selector, fresh).is_none());
+            registry.close();
+        });
+    }
+}
