@@ -133,6 +133,23 @@ impl Selector {
         })
     }
 
+    /// Applies `changes` one by one, then waits if `max > 0`: what a backend without
+    /// batching does with a batch.
+    pub(crate) fn submit(
+        &self,
+        changes: &[Change],
+        results: &mut Vec<io::Result<()>>,
+        buf: &mut Vec<RawEvent>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        results.extend(changes.iter().map(|c| self.apply(c)));
+        match max {
+            0 => Ok(()),
+            _ => self.wait(buf, max, timeout),
+        }
+    }
+
     pub(crate) fn wake(&self) -> io::Result<()> {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to the eventfd this selector owns.

@@ -260,13 +260,7 @@ impl Selector {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         match self {
-            Selector::Epoll(s) => {
-                results.extend(changes.iter().map(|c| s.apply(c)));
-                if max == 0 {
-                    return Ok(());
-                }
-                s.wait(buf, max, timeout)
-            }
+            Selector::Epoll(s) => s.submit(changes, results, buf, max, timeout),
             Selector::IoUring(s) => s.submit(changes, results, buf, max, timeout),
         }
     }

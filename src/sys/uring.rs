@@ -155,13 +155,7 @@ impl Selector {
             Ok(ring) => ring,
             // No ring for this thread now (at the descriptor limit, say): the same work
             // through direct calls, rather than failing a wait that epoll can do.
-            Err(_) => {
-                results.extend(changes.iter().map(|c| self.epoll.apply(c)));
-                return match max {
-                    0 => Ok(()),
-                    _ => self.epoll.wait(buf, max, timeout),
-                };
-            }
+            Err(_) => return self.epoll.submit(changes, results, buf, max, timeout),
         };
         let result = ring.run(self, changes, results, buf, max, timeout);
         // Every request of the call has completed (see `Ring::run`), so the ring is clean.
