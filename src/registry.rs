@@ -24,6 +24,11 @@
 //! DISABLE or REMOVE then fails in the kernel with `ENOENT` (or `EBADF`), and the slot is
 //! freed silently (rule 7). ENABLE of a new socket with the same number then registers it
 //! afresh.
+//!
+//! "Closing" means closing the last descriptor of the socket's open file: epoll watches
+//! the open file, so if the descriptor was duplicated (`dup`, `fork`, `SCM_RIGHTS`) and a
+//! copy stays open, the registration stays alive in the kernel and keeps reporting under
+//! its key, as with raw epoll. REMOVE it before closing a socket that has copies.
 
 use std::os::fd::RawFd;
 
