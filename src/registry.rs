@@ -369,17 +369,7 @@ impl Registry {
         let fd = planned.change.fd;
         let index = planned.index;
         let planned_generation = planned.previous.generation.wrapping_add(1);
-        let Err(e) = result else {
-            // Changes of one registration planned by different threads reach the kernel in
-            // whatever order their rings run. If a newer one exists, this older one may
-            // have landed last: state the registry's current view again, under a new token
-            // so that nothing reported under either of theirs is delivered twice.
-            let slot = &self.slots[index];
-            if slot.generation != planned_generation && slot.state != State::Free && slot.fd == fd {
-                self.resync(selector, index);
-            }
-            return Ok(());
-        };
+        let Err(e) = result else { return Ok(()) };
         let current = self.slots.get(index).map(|s| (s.generation, s.fd));
         if current != Some((planned_generation, fd)) {
             // Another thread changed this registration meanwhile; its state stands.
@@ -405,22 +395,6 @@ impl Registry {
                 }
                 Err(failure)
             }
-        }
-    }
-
-    /// Makes the kernel's interest match the registry's state again, under a new token.
-    fn resync(&mut self, selector: &Selector, index: usize) {
-        let slot = &mut self.slots[index];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.parked = false;
-        let (fd, t) = (slot.fd, token(index, slot.generation));
-        let result = match slot.state {
-            State::Armed => selector.modify(fd, t, slot.filter(), slot.trigger()),
-            _ => selector.disarm(fd, t),
-        };
-        if let Err(e) = result {
-            // Closed meanwhile: the registration ends silently, as anywhere else.
-            self.vanished(index, fd, &e);
         }
     }
 
