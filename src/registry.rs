@@ -587,6 +587,21 @@ mod model {
         }
     }
 
+    /// A thread that validates the harvested report under the registry's lock; returns
+    /// what it delivered and its place in `seq`.
+    fn validate_harvested(
+        fx: &Fixture,
+        seq: &Arc<AtomicUsize>,
+    ) -> thread::JoinHandle<(Option<CompletionEntry>, usize)> {
+        let (registry, selector, seq) = (fx.registry.clone(), fx.selector.clone(), seq.clone());
+        let event = fx.harvested;
+        thread::spawn(move || {
+            let mut registry = registry.lock().unwrap();
+            let got = registry.deliver(&selector, event);
+            (got, seq.fetch_add(1, SeqCst))
+        })
+    }
+
     fn model(f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
@@ -602,16 +617,7 @@ mod model {
         model(|| {
             let fx = fixture(Trigger::PERSISTENT | Trigger::LEVEL);
             let seq = Arc::new(AtomicUsize::new(0));
-            let validator = {
-                let (registry, selector, seq) =
-                    (fx.registry.clone(), fx.selector.clone(), seq.clone());
-                let event = fx.harvested;
-                thread::spawn(move || {
-                    let mut registry = registry.lock().unwrap();
-                    let got = registry.deliver(&selector, event);
-                    (got, seq.fetch_add(1, SeqCst))
-                })
-            };
+            let validator = validate_harvested(&fx, &seq);
             let (remove, removed_at) = {
                 let mut registry = fx.registry.lock().unwrap();
                 let remove = registry.apply(&fx.selector, Request::Remove { fd: fx.fd });
@@ -638,16 +644,7 @@ mod model {
         model(|| {
             let fx = fixture(Trigger::ONESHOT | Trigger::LEVEL);
             let seq = Arc::new(AtomicUsize::new(0));
-            let validator = {
-                let (registry, selector, seq) =
-                    (fx.registry.clone(), fx.selector.clone(), seq.clone());
-                let event = fx.harvested;
-                thread::spawn(move || {
-                    let mut registry = registry.lock().unwrap();
-                    let got = registry.deliver(&selector, event);
-                    (got, seq.fetch_add(1, SeqCst))
-                })
-            };
+            let validator = validate_harvested(&fx, &seq);
             let rearm = Request::Enable {
                 fd: fx.fd,
                 key: 7,
