@@ -203,6 +203,11 @@ impl CompletionPort {
             let applied = self.apply(scratch, registrations);
             if applied.is_err() || entries.is_empty() {
                 self.flush(scratch, registrations);
+                // With neither registrations nor room for entries, nothing else would
+                // notice a closed port.
+                if registrations.is_empty() && self.is_closed() {
+                    return Err(Failure::PortClosed.into());
+                }
                 return applied.map(|()| 0);
             }
             self.dequeue_in(scratch, registrations, entries, timeout)
@@ -214,15 +219,11 @@ impl CompletionPort {
     /// operation on a socket that already has a planned change first submits the planned
     /// changes, so that each socket's operations reach the kernel in order.
     fn apply(&self, scratch: &mut Scratch, registrations: &mut [Registration]) -> io::Result<()> {
-        if self.is_closed() {
-            for registration in registrations.iter_mut() {
-                registration.set_result(Err(Failure::PortClosed));
-            }
-            return Err(Failure::PortClosed.into());
-        }
         if registrations.is_empty() {
             return Ok(());
         }
+        // A closed port is noticed under the registry's lock: `close` closes the registry
+        // first, and every registration then gets `PortClosed`.
         let batching = self.inner.selector.batches();
         let mut registry = Some(self.registry());
         let mut closed = false;
