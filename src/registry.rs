@@ -11,8 +11,8 @@
 //!
 //! # Memory per registration
 //!
-//! A slot is 24 bytes ([`Slot`]: key 8, descriptor 4, generation 4; filter, trigger,
-//! state, kind and parked flag 1 each; 3 of padding), the descriptor index 4 bytes, the
+//! A slot is 24 bytes ([`Slot`]: key 8, descriptor 4, generation 4, incarnation 2;
+//! filter, trigger, state, kind, parked flag and in-flight count 1 each), the descriptor index 4 bytes, the
 //! process-wide owner table 4 bytes: 32 bytes in all, checked by the `slot_is_24_bytes` test with `size_of`. The two
 //! descriptor-indexed tables cost 4 bytes per descriptor number up to the highest one
 //! registered, which for the dense descriptor numbers of a server is the same figure.
@@ -37,6 +37,9 @@ use crate::event::{CompletionEntry, Events, Trigger};
 use crate::owners::{self, PortId};
 use crate::registration::Request;
 use crate::sys::{self, Change, RawEvent, Selector, SocketKind};
+
+/// The bit of `Slot::inflight` that marks planned changes that overlapped.
+const CONTENDED: u8 = 0x80;
 
 /// No slot: the end of the free list.
 const NIL: u32 = u32::MAX;
@@ -69,6 +72,12 @@ pub(crate) struct Slot {
     /// The kernel interest is temporarily edge-triggered and persistent: the socket is in
     /// a condition the filter leaves out (see [`Registry::deliver`]).
     parked: bool,
+    /// Planned changes not yet settled (batching backends), in the low 7 bits; the high
+    /// bit ([`CONTENDED`]) says that two were in flight at once since the count was last 0.
+    inflight: u8,
+    /// Counts the registrations this slot has held, so that a change settling late knows
+    /// whether the slot still holds its registration.
+    incarnation: u16,
 }
 
 impl Slot {
@@ -90,6 +99,8 @@ impl Slot {
             state: State::Armed,
             datagram: kind == SocketKind::Datagram,
             parked: false,
+            inflight: 0,
+            incarnation: 0,
         }
     }
 
@@ -219,7 +230,10 @@ impl Registry {
             owners::claim(fd, self.port)?;
             match selector.add(fd, token(index, generation), filter, trigger) {
                 Ok(()) => {
-                    self.slots[index] = Slot::armed(key, fd, generation, filter, trigger, kind);
+                    self.install(
+                        index,
+                        Slot::armed(key, fd, generation, filter, trigger, kind),
+                    );
                     Ok(())
                 }
                 Err(e) if is(&e, libc::EEXIST) => Err(Failure::KeyChange(fd)),
@@ -254,7 +268,10 @@ impl Registry {
             owners::release(fd, self.port);
             return Err(Failure::from_errno(fd, &e));
         }
-        self.slots[index] = Slot::armed(key, fd, generation, filter, trigger, kind);
+        self.install(
+            index,
+            Slot::armed(key, fd, generation, filter, trigger, kind),
+        );
         let fd_index = fd as usize;
         if self.by_fd.len() <= fd_index {
             self.by_fd.resize(fd_index + 1, 0);
@@ -333,6 +350,12 @@ impl Registry {
         };
         let index = self.lookup(fd)?;
         let previous = self.slots[index];
+        let count = previous.inflight & !CONTENDED;
+        if count == !CONTENDED {
+            return None; // applied directly instead
+        }
+        let contended = if count > 0 { CONTENDED } else { 0 };
+        self.slots[index].inflight = (previous.inflight | contended) + 1;
         let generation = previous.generation.wrapping_add(1);
         match interest {
             Some((filter, trigger)) => self.rearm(index, generation, filter, trigger),
@@ -369,10 +392,34 @@ impl Registry {
         let fd = planned.change.fd;
         let index = planned.index;
         let planned_generation = planned.previous.generation.wrapping_add(1);
-        let Err(e) = result else { return Ok(()) };
+        // Changes of one registration planned by different threads reach the kernel in
+        // whatever order their rings run. When the last of overlapping changes has settled,
+        // the kernel may hold any of them: state the registry's view again, under a new
+        // token so that nothing reported under an earlier one is delivered twice. (The
+        // incarnation tells whether the slot still holds the same registration.)
+        let slot = &mut self.slots[index];
+        let mut resync = false;
+        if slot.incarnation == planned.previous.incarnation && slot.state != State::Free {
+            let count = (slot.inflight & !CONTENDED).saturating_sub(1);
+            resync = count == 0 && slot.inflight & CONTENDED != 0;
+            slot.inflight = if count == 0 {
+                0
+            } else {
+                count | (slot.inflight & CONTENDED)
+            };
+        }
+        let Err(e) = result else {
+            if resync {
+                self.resync(selector, index);
+            }
+            return Ok(());
+        };
         let current = self.slots.get(index).map(|s| (s.generation, s.fd));
         if current != Some((planned_generation, fd)) {
             // Another thread changed this registration meanwhile; its state stands.
+            if resync {
+                self.resync(selector, index);
+            }
             return Err(Failure::from_errno(fd, &e));
         }
         match planned.change.interest {
@@ -381,7 +428,7 @@ impl Registry {
                 self.create(selector, fd, planned.previous.key, filter, trigger)
             }
             Some(_) if !is(&e, libc::EBADF) => {
-                self.slots[index] = planned.previous;
+                self.restore(index, planned);
                 Err(Failure::from_errno(fd, &e))
             }
             Some(_) => {
@@ -391,10 +438,35 @@ impl Registry {
             None => {
                 let failure = self.vanished(index, fd, &e);
                 if !matches!(failure, Failure::NotRegistered(_)) {
-                    self.slots[index] = planned.previous;
+                    self.restore(index, planned);
                 }
                 Err(failure)
             }
+        }
+    }
+
+    /// Undoes a planned change the kernel refused, keeping the count of changes in flight.
+    fn restore(&mut self, index: usize, planned: &Planned) {
+        let inflight = self.slots[index].inflight;
+        self.slots[index] = Slot {
+            inflight,
+            ..planned.previous
+        };
+    }
+
+    /// Makes the kernel's interest match the registry's state again, under a new token.
+    fn resync(&mut self, selector: &Selector, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.parked = false;
+        let (fd, t) = (slot.fd, token(index, slot.generation));
+        let result = match slot.state {
+            State::Armed => selector.modify(fd, t, slot.filter(), slot.trigger()),
+            _ => selector.disarm(fd, t),
+        };
+        if let Err(e) = result {
+            // Closed meanwhile: the registration ends silently, as anywhere else.
+            let _ = self.vanished(index, fd, &e);
         }
     }
 
@@ -488,6 +560,15 @@ impl Registry {
         owners::release(fd, self.port);
     }
 
+    /// Puts a new registration in `index`, as the slot's next incarnation.
+    fn install(&mut self, index: usize, slot: Slot) {
+        let incarnation = self.slots[index].incarnation.wrapping_add(1);
+        self.slots[index] = Slot {
+            incarnation,
+            ..slot
+        };
+    }
+
     fn alloc(&mut self) -> usize {
         if self.free == NIL {
             self.slots.push(Slot {
@@ -499,6 +580,8 @@ impl Registry {
                 state: State::Free,
                 datagram: false,
                 parked: false,
+                inflight: 0,
+                incarnation: 0,
             });
             return self.slots.len() - 1;
         }
@@ -511,6 +594,7 @@ impl Registry {
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.state = State::Free;
+        slot.inflight = 0;
         slot.key = self.free as usize;
         slot.fd = -1;
         self.free = index as u32;
@@ -602,6 +686,33 @@ mod model {
         })
     }
 
+    /// One thread's re-arm the io_uring way: planned under the lock, applied to the kernel
+    /// outside it, settled under it again.
+    fn rearm_outside_the_lock(fx: &Fixture, filter: Events, ring_runs_late: bool) {
+        let rearm = Request::Enable {
+            fd: fx.fd,
+            key: 7,
+            filter,
+            trigger: Trigger::ONESHOT | Trigger::LEVEL,
+        };
+        let planned = fx.registry.lock().unwrap().plan(rearm).expect("planned");
+        if ring_runs_late {
+            // Let the other thread's whole re-arm run before this one reaches the kernel.
+            thread::yield_now();
+        }
+        let mut results = Vec::new();
+        fx.selector
+            .submit(&[planned.change], &mut results, &mut Vec::new(), 0, None)
+            .expect("submit");
+        let result = results.pop().expect("a result");
+        let settled = fx
+            .registry
+            .lock()
+            .unwrap()
+            .settle(&fx.selector, &planned, result);
+        assert_eq!(settled, Ok(()));
+    }
+
     fn model(f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
@@ -683,6 +794,38 @@ mod model {
             };
             assert!(registry.deliver(&fx.selector, fresh).is_some());
             assert!(registry.deliver(&fx.selector, fresh).is_none());
+            registry.close();
+        });
+    }
+
+    /// Two threads re-arm one registration at once, each applying its change to the kernel
+    /// outside the lock, so the kernel may see them in the other order than the registry.
+    /// Afterwards the socket (readable) must still produce an entry: the registration is
+    /// not left silent under a token the registry no longer accepts.
+    #[test]
+    fn concurrent_rearms_leave_the_registration_armed() {
+        model(|| {
+            let fx = Arc::new(fixture(Trigger::ONESHOT | Trigger::LEVEL));
+            fx._pair.0.set_nonblocking(true).unwrap();
+            std::io::Write::write_all(&mut &fx._pair.0, b"x").expect("write");
+            let other = {
+                let fx = fx.clone();
+                thread::spawn(move || {
+                    rearm_outside_the_lock(&fx, Events::IN | Events::HANGUP, false)
+                })
+            };
+            rearm_outside_the_lock(&fx, Events::IN, true);
+            other.join().unwrap();
+            let mut raw = Vec::new();
+            fx.selector
+                .wait(&mut raw, 8, Some(std::time::Duration::ZERO))
+                .expect("epoll_wait");
+            let mut registry = fx.registry.lock().unwrap();
+            let delivered = raw
+                .iter()
+                .filter_map(|e| registry.deliver(&fx.selector, *e))
+                .count();
+            assert_eq!(delivered, 1, "reports {raw:?} gave {delivered} entries");
             registry.close();
         });
     }
