@@ -6,7 +6,6 @@
 
 mod util;
 
-use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -17,8 +16,6 @@ use std::time::{Duration, Instant};
 
 use socknotify::{is_port_closed, CompletionEntry, Events, Operation, Registration};
 use util::*;
-
-const EXIT: usize = usize::MAX;
 
 /// Reads `want` bytes from a non-blocking stream, waiting at most [`ARRIVAL`].
 fn read_exactly(stream: &mut TcpStream, want: usize) -> Vec<u8> {
@@ -295,35 +292,7 @@ fn remove_racing_dequeue_of_the_same_socket() {
         const ROUNDS: usize = 150;
         const THREADS: usize = 3;
         let port = Arc::new(port_with(b, THREADS));
-        let seq = Arc::new(AtomicUsize::new(0));
-        // (sequence before the call, key, events, sequence after it returned)
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let removes = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let (port, seq, log, removes) =
-                    (port.clone(), seq.clone(), log.clone(), removes.clone());
-                thread::spawn(move || {
-                    let mut entries = [CompletionEntry::default(); 4];
-                    loop {
-                        let before = seq.fetch_add(1, Ordering::SeqCst);
-                        let n = port.dequeue(&mut entries, Some(ARRIVAL)).expect("dequeue");
-                        let after = seq.fetch_add(1, Ordering::SeqCst);
-                        let mut log = log.lock().unwrap();
-                        for e in &entries[..n] {
-                            if e.key == EXIT {
-                                port.post(*e).unwrap();
-                                return;
-                            }
-                            if e.events() == Events::REMOVE {
-                                removes.fetch_add(1, Ordering::SeqCst);
-                            }
-                            log.push((before, e.key, e.events(), after));
-                        }
-                    }
-                })
-            })
-            .collect();
+        let dequeuers = LoggingDequeuers::spawn(&port, THREADS, 4);
         let mut rng = Rng::new(0x5eed_0016);
         let pairs: Vec<_> = (0..4).map(|_| tcp_pair()).collect();
         for (client, _) in &pairs {
@@ -338,39 +307,15 @@ fn remove_racing_dequeue_of_the_same_socket() {
                 thread::yield_now();
             }
             apply_one(&port, Registration::remove(server)).expect("remove");
-            let deadline = Instant::now() + ARRIVAL;
-            while removes.load(Ordering::SeqCst) <= round {
-                assert!(
-                    Instant::now() < deadline,
-                    "no REMOVE entry in round {round}"
-                );
-                thread::yield_now();
-            }
+            dequeuers.wait_for_removes(round + 1);
         }
-        port.post(CompletionEntry::new(EXIT, 0, 0)).unwrap();
-        for h in threads {
-            h.join().expect("dequeuing thread");
-        }
-        let log = log.lock().unwrap();
-        let mut removed_at = HashMap::new();
-        for &(_, key, events, after) in log.iter() {
-            if events.is_remove() {
-                assert_eq!(events, Events::REMOVE);
-                assert!(
-                    removed_at.insert(key, after).is_none(),
-                    "two REMOVEs: {key}"
-                );
-            }
-        }
+        let log = dequeuers.stop(&port);
+        let removed_at = assert_remove_is_last(&log);
         assert_eq!(removed_at.len(), ROUNDS, "one REMOVE entry per remove");
-        for &(before, key, events, _) in log.iter() {
-            if !events.is_remove() {
-                assert!(
-                    before < removed_at[&key],
-                    "{events:?} for key {key} dequeued by a call that began after its REMOVE"
-                );
-            }
-        }
+        assert!(
+            log.iter().all(|l| removed_at.contains_key(&l.key)),
+            "an entry for a key that was never removed"
+        );
         assert_eq!(port.registrations(), 0);
     });
 }

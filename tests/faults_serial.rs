@@ -25,8 +25,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const EXIT: usize = usize::MAX;
-
 /// Puts `socket` at descriptor number `fd`, which the caller has just closed, and returns it.
 fn move_to(socket: impl IntoRawFd, fd: RawFd) -> TcpStream {
     let raw = socket.into_raw_fd();

@@ -2,7 +2,6 @@
 
 mod util;
 
-use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use socknotify::{is_port_closed, CompletionEntry, CompletionPort, Events, Registration};
 use util::*;
-
-const EXIT: usize = usize::MAX;
 
 /// Waits until `cond` holds on the port's stats, failing after [`ARRIVAL`].
 fn wait_for(port: &CompletionPort, what: &str, cond: impl Fn(socknotify::PortStats) -> bool) {
@@ -141,7 +138,6 @@ fn rule_16_remove_entry_is_last_while_threads_dequeue() {
         const SOCKETS: usize = 32;
         const THREADS: usize = 4;
         let port = Arc::new(port_with(b, THREADS));
-        let seq = Arc::new(AtomicUsize::new(0));
         let mut pairs = Vec::new();
         for key in 0..SOCKETS {
             let (mut client, server) = tcp_pair();
@@ -150,74 +146,14 @@ fn rule_16_remove_entry_is_last_while_threads_dequeue() {
             client.write_all(b"unread").unwrap();
             pairs.push((client, server));
         }
-        // Each record: (sequence before the call, key, events, sequence after it returned).
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let handles: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let (port, seq, log) = (port.clone(), seq.clone(), log.clone());
-                thread::spawn(move || {
-                    let mut entries = [CompletionEntry::default(); 8];
-                    loop {
-                        let before = seq.fetch_add(1, Ordering::SeqCst);
-                        let n = port.dequeue(&mut entries, Some(ARRIVAL)).expect("dequeue");
-                        let after = seq.fetch_add(1, Ordering::SeqCst);
-                        let mut log = log.lock().unwrap();
-                        for e in &entries[..n] {
-                            if e.key == EXIT {
-                                port.post(*e).unwrap();
-                                return;
-                            }
-                            log.push((before, e.key, e.events(), after));
-                        }
-                    }
-                })
-            })
-            .collect();
+        let dequeuers = LoggingDequeuers::spawn(&port, THREADS, 8);
         for (_, server) in &pairs {
             apply_one(&port, Registration::remove(server)).expect("remove");
             thread::yield_now();
         }
-        // Let the threads see what is left, then stop them.
-        let deadline = Instant::now() + ARRIVAL;
-        loop {
-            let removes = log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| r.2 == Events::REMOVE)
-                .count();
-            if removes == SOCKETS {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "REMOVE entries missing: {removes}"
-            );
-            thread::yield_now();
-        }
-        port.post(CompletionEntry::new(EXIT, 0, 0)).unwrap();
-        for h in handles {
-            h.join().expect("dequeuing thread");
-        }
-        let log = log.lock().unwrap();
-        let mut removed_at = HashMap::new();
-        for &(_, key, events, after) in log.iter() {
-            if events == Events::REMOVE {
-                assert!(
-                    removed_at.insert(key, after).is_none(),
-                    "two REMOVEs for {key}"
-                );
-            }
-        }
-        assert_eq!(removed_at.len(), SOCKETS);
-        for &(before, key, events, _) in log.iter() {
-            if events != Events::REMOVE {
-                assert!(
-                    before < removed_at[&key],
-                    "entry {events:?} for {key} dequeued by a call that began after its REMOVE"
-                );
-            }
-        }
+        dequeuers.wait_for_removes(SOCKETS);
+        let log = dequeuers.stop(&port);
+        assert_eq!(assert_remove_is_last(&log).len(), SOCKETS);
     });
 }
 

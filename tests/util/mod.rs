@@ -280,3 +280,124 @@ impl Rng {
         self.below(n) == 0
     }
 }
+
+/// The key of the entry that stops [`LoggingDequeuers`] (and the threads of other tests):
+/// each thread that takes it posts it again for the next one.
+pub const EXIT: usize = usize::MAX;
+
+/// One entry as a [`LoggingDequeuers`] thread saw it: the sequence number taken just before
+/// the call that returned it, and the one taken just after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Logged {
+    pub before: usize,
+    pub key: usize,
+    pub events: Events,
+    pub after: usize,
+}
+
+/// Threads that dequeue from a port until an [`EXIT`] entry and log every entry with
+/// sequence numbers, so that a test can tell which call began after which event.
+pub struct LoggingDequeuers {
+    /// The sequence the threads number their calls with; tests take numbers from it too.
+    pub seq: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Logged>>>,
+    /// REMOVE entries logged so far: waiting on it does not hold up the threads.
+    removes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl LoggingDequeuers {
+    /// Starts `threads` threads, each dequeuing up to `batch` entries per call.
+    pub fn spawn(port: &std::sync::Arc<CompletionPort>, threads: usize, batch: usize) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let seq = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let removes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handles = (0..threads)
+            .map(|_| {
+                let (port, seq, log, removes) =
+                    (port.clone(), seq.clone(), log.clone(), removes.clone());
+                std::thread::spawn(move || {
+                    let mut room = [CompletionEntry::default(); 64];
+                    let entries = &mut room[..batch];
+                    loop {
+                        let before = seq.fetch_add(1, SeqCst);
+                        let n = port.dequeue(entries, Some(ARRIVAL)).expect("dequeue");
+                        let after = seq.fetch_add(1, SeqCst);
+                        let mut log = log.lock().unwrap();
+                        for e in &entries[..n] {
+                            if e.key == EXIT {
+                                port.post(*e).unwrap();
+                                return;
+                            }
+                            if e.events().is_remove() {
+                                removes.fetch_add(1, SeqCst);
+                            }
+                            log.push(Logged {
+                                before,
+                                key: e.key,
+                                events: e.events(),
+                                after,
+                            });
+                        }
+                    }
+                })
+            })
+            .collect();
+        LoggingDequeuers {
+            seq,
+            log,
+            removes,
+            handles,
+        }
+    }
+
+    /// Waits until `n` REMOVE entries have been logged, failing after [`ARRIVAL`].
+    pub fn wait_for_removes(&self, n: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let deadline = Instant::now() + ARRIVAL;
+        while self.removes.load(SeqCst) < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} REMOVE entries within {ARRIVAL:?}",
+                self.removes.load(SeqCst)
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Stops the threads (one [`EXIT`] entry, passed on) and returns the log.
+    pub fn stop(self, port: &CompletionPort) -> Vec<Logged> {
+        port.post(CompletionEntry::new(EXIT, 0, 0)).unwrap();
+        for h in self.handles {
+            h.join().expect("dequeuing thread");
+        }
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+/// Rule 4 over a log: at most one REMOVE entry per key, and no other entry for a key dequeued
+/// by a call that began after its REMOVE entry was dequeued. Returns, per removed key, the
+/// sequence number right after its REMOVE was dequeued.
+pub fn assert_remove_is_last(log: &[Logged]) -> std::collections::HashMap<usize, usize> {
+    let mut removed_at = std::collections::HashMap::new();
+    for l in log.iter().filter(|l| l.events.is_remove()) {
+        assert_eq!(l.events, Events::REMOVE, "REMOVE with other bits: {l:?}");
+        assert!(
+            removed_at.insert(l.key, l.after).is_none(),
+            "two REMOVEs for {}",
+            l.key
+        );
+    }
+    for l in log.iter().filter(|l| !l.events.is_remove()) {
+        if let Some(&at) = removed_at.get(&l.key) {
+            assert!(
+                l.before < at,
+                "{:?} for {} dequeued by a call that began after its REMOVE",
+                l.events,
+                l.key
+            );
+        }
+    }
+    removed_at
+}
