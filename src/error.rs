@@ -18,7 +18,7 @@ pub(crate) enum Failure {
     BadFilter(u16),
     /// The trigger has bits outside the four known flags.
     UnknownTrigger(u8),
-    /// The trigger has neither or both of ONESHOT and PERSISTENT.
+    /// The trigger has both ONESHOT and PERSISTENT.
     OneshotOrPersistent(u8),
     /// The trigger has neither or both of LEVEL and EDGE.
     LevelOrEdge(u8),
@@ -93,7 +93,7 @@ impl fmt::Display for Failure {
             ),
             Failure::OneshotOrPersistent(bits) => write!(
                 f,
-                "trigger {bits:#04x} needs exactly one of ONESHOT (0x01) and PERSISTENT (0x02)"
+                "trigger {bits:#04x} has both ONESHOT (0x01) and PERSISTENT (0x02); give at most one (neither means PERSISTENT)"
             ),
             Failure::LevelOrEdge(bits) => write!(
                 f,

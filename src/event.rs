@@ -71,7 +71,9 @@ impl Events {
 
 bitflags! {
     /// How a registration delivers entries. An `ENABLE` needs exactly one of
-    /// `ONESHOT`/`PERSISTENT` and exactly one of `LEVEL`/`EDGE`.
+    /// `LEVEL`/`EDGE` and at most one of `ONESHOT`/`PERSISTENT`; with neither, the
+    /// registration is `PERSISTENT` (as on Windows: `LEVEL` alone is a persistent
+    /// level-triggered registration).
     ///
     /// The values are those of Winsock's `SOCK_NOTIFY_TRIGGER_*` constants.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

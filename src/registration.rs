@@ -201,7 +201,8 @@ impl Registration {
     }
 
     /// Checks the bits and says what to do (rule 1: unknown bits and more than one operation
-    /// are errors; ENABLE needs one of ONESHOT/PERSISTENT and one of LEVEL/EDGE).
+    /// are errors; ENABLE needs exactly one of LEVEL/EDGE and at most one of
+    /// ONESHOT/PERSISTENT, neither meaning PERSISTENT).
     pub(crate) fn request(&self) -> Result<Request, Failure> {
         let op = self
             .operation()
@@ -221,12 +222,18 @@ impl Registration {
         let fd = self.socket;
         Ok(match op {
             Operation::Enable => {
-                if trigger.contains(Trigger::ONESHOT) == trigger.contains(Trigger::PERSISTENT) {
+                if trigger.contains(Trigger::ONESHOT | Trigger::PERSISTENT) {
                     return Err(Failure::OneshotOrPersistent(self.trigger));
                 }
                 if trigger.contains(Trigger::LEVEL) == trigger.contains(Trigger::EDGE) {
                     return Err(Failure::LevelOrEdge(self.trigger));
                 }
+                // Rule 1: neither ONESHOT nor PERSISTENT means PERSISTENT, as on Windows.
+                let trigger = if trigger.is_oneshot() {
+                    trigger
+                } else {
+                    trigger | Trigger::PERSISTENT
+                };
                 Request::Enable {
                     fd,
                     key: self.key,
@@ -254,10 +261,16 @@ mod tests {
         for t in 0..=u8::MAX {
             let got = enable_bits(0x01, t);
             let known = t & !0x0f == 0;
-            let one_mode = (t & 0x01 != 0) != (t & 0x02 != 0);
+            let one_mode = t & 0x03 != 0x03;
             let one_edge = (t & 0x04 != 0) != (t & 0x08 != 0);
             match got {
-                Ok(_) => assert!(known && one_mode && one_edge, "trigger {t:#x} accepted"),
+                Ok(Request::Enable { trigger, .. }) => {
+                    assert!(known && one_mode && one_edge, "trigger {t:#x} accepted");
+                    // LEVEL or EDGE alone is persistent (rule 1).
+                    let expected = if t & 0x01 != 0 { t } else { t | 0x02 };
+                    assert_eq!(trigger.bits(), expected, "trigger {t:#x}");
+                }
+                Ok(other) => panic!("trigger {t:#x} gave {other:?}"),
                 Err(f) => {
                     assert!(!(known && one_mode && one_edge), "trigger {t:#x} refused");
                     assert_eq!(f.kind(), io::ErrorKind::InvalidInput);
@@ -272,7 +285,7 @@ mod tests {
             let got = Registration::from_bits(3, 0, 0, op, 0).request();
             match op {
                 0x00 => assert_eq!(got, Ok(Request::None)),
-                0x01 => assert_eq!(got, Err(Failure::OneshotOrPersistent(0))),
+                0x01 => assert_eq!(got, Err(Failure::LevelOrEdge(0))),
                 0x02 => assert_eq!(got, Ok(Request::Disable { fd: 3 })),
                 0x04 => assert_eq!(got, Ok(Request::Remove { fd: 3 })),
                 _ => assert_eq!(got, Err(Failure::BadOperation(op))),

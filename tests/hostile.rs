@@ -48,8 +48,9 @@ fn bits_error(filter: u16, op: u8, trigger: u8) -> Option<ErrorKind> {
     if filter & !0x07 != 0 || trigger & !0x0f != 0 {
         return invalid;
     }
-    let one = |a: u8, b: u8| (trigger & a != 0) != (trigger & b != 0);
-    if op == 0x01 && !(one(0x01, 0x02) && one(0x04, 0x08)) {
+    // Exactly one of LEVEL/EDGE; at most one of ONESHOT/PERSISTENT (neither: PERSISTENT).
+    let one_edge = (trigger & 0x04 != 0) != (trigger & 0x08 != 0);
+    if op == 0x01 && !(trigger & 0x03 != 0x03 && one_edge) {
         return invalid;
     }
     None

@@ -3,7 +3,7 @@
 mod util;
 
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
@@ -29,8 +29,6 @@ fn rule_01_trigger_needs_one_mode_and_one_edge() {
         let (_client, server) = tcp_pair();
         let bad = [
             Trigger::empty(),
-            Trigger::LEVEL,
-            Trigger::EDGE,
             Trigger::ONESHOT,
             Trigger::PERSISTENT,
             Trigger::ONESHOT | Trigger::PERSISTENT | Trigger::LEVEL,
@@ -53,6 +51,34 @@ fn rule_01_trigger_needs_one_mode_and_one_edge() {
             apply_one(&port, Registration::enable(&fresh, 1, Events::IN, trigger))
                 .unwrap_or_else(|e| panic!("{trigger:?} refused: {e}"));
         }
+    });
+}
+
+/// Rule 1's reading of Windows: LEVEL alone or EDGE alone is valid and persistent, as the
+/// seed's poll replacement and edge UDP server register.
+#[test]
+fn rule_01_level_or_edge_alone_is_persistent() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, server) = tcp_pair();
+        enable(&port, &server, 3, Events::IN, Trigger::LEVEL);
+        client.write_all(b"x").unwrap();
+        // Persistent level: the unread byte is reported again on the next dequeue.
+        expect_entry(&port, 3, Events::IN);
+        expect_entry(&port, 3, Events::IN);
+
+        let port = util::port(b); // a fresh port: the level registration above keeps firing
+        let (mut client, mut server) = tcp_pair();
+        server.set_nonblocking(true).unwrap();
+        enable(&port, &server, 4, Events::IN, Trigger::EDGE);
+        for _ in 0..2 {
+            client.write_all(b"y").unwrap();
+            // Persistent edge: each new arrival is reported again, without an ENABLE.
+            expect_entry(&port, 4, Events::IN);
+            let mut buf = [0u8; 16];
+            assert_eq!(server.read(&mut buf).unwrap(), 1);
+        }
+        expect_nothing(&port);
     });
 }
 
@@ -255,7 +281,7 @@ fn rule_09_each_registration_has_its_own_result_and_the_call_dequeues() {
         c1.write_all(b"1").unwrap();
         c2.write_all(b"2").unwrap();
         let mut batch = [
-            Registration::enable(&s1, 1, Events::IN, Trigger::LEVEL), // invalid trigger
+            Registration::enable(&s1, 1, Events::IN, Trigger::all()), // invalid trigger
             Registration::enable(&s2, 2, Events::IN, ONESHOT_LEVEL),
             Registration::remove(&s3), // not registered
             Registration::enable(&s1, 1, Events::IN, ONESHOT_LEVEL),
