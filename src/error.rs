@@ -45,30 +45,133 @@ impl Failure {
     pub(crate) fn kind(self) -> io::ErrorKind {
         use io::ErrorKind::*;
         match self {
-            Failure::NotProcessed => WouldBlock,
+            Failure::NotProcessed => Other,
             Failure::BadOperation(_)
             | Failure::BadFilter(_)
             | Failure::UnknownTrigger(_)
             | Failure::OneshotOrPersistent(_)
             | Failure::LevelOrEdge(_)
-            | Failure::BadDescriptor(_)
-            | Failure::Closed(_)
-            | Failure::NotSocket(_)
             | Failure::KeyChange(_) => InvalidInput,
             Failure::NotRegistered(_) => NotFound,
             Failure::OtherPort(_) => AlreadyExists,
             Failure::PortClosed => BrokenPipe,
-            Failure::Os(code) => io::Error::from_raw_os_error(code).kind(),
+            Failure::BadDescriptor(_)
+            | Failure::Closed(_)
+            | Failure::NotSocket(_)
+            | Failure::Os(_) => io::Error::from_raw_os_error(self.os_code().unwrap_or(0)).kind(),
         }
     }
 
-    /// Maps an errno from a socket query or `epoll_ctl` on `fd` to a failure.
+    /// The operating system's code for this failure, where it has one (rule 22).
+    pub(crate) fn os_code(self) -> Option<i32> {
+        match self {
+            Failure::BadDescriptor(_) | Failure::Closed(_) => Some(libc::EBADF),
+            Failure::NotSocket(_) => Some(libc::ENOTSOCK),
+            Failure::Os(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The public classification of this failure.
+    pub(crate) fn cause(self) -> ErrorCause {
+        match self {
+            Failure::NotProcessed => ErrorCause::NotProcessed,
+            Failure::BadOperation(_)
+            | Failure::BadFilter(_)
+            | Failure::UnknownTrigger(_)
+            | Failure::OneshotOrPersistent(_)
+            | Failure::LevelOrEdge(_) => ErrorCause::InvalidFlags,
+            Failure::KeyChange(_) => ErrorCause::KeyChange,
+            Failure::NotRegistered(_) => ErrorCause::NotRegistered,
+            Failure::OtherPort(_) => ErrorCause::RegisteredElsewhere,
+            Failure::PortClosed => ErrorCause::PortClosed,
+            Failure::BadDescriptor(_) | Failure::Closed(_) => ErrorCause::BadDescriptor,
+            Failure::NotSocket(_) => ErrorCause::NotSocket,
+            Failure::Os(code) => ErrorCause::from_os_code(code),
+        }
+    }
+
+    /// Maps an operating-system error about descriptor `fd` to a failure.
     pub(crate) fn from_errno(fd: RawFd, err: &io::Error) -> Failure {
         match err.raw_os_error() {
             Some(libc::EBADF) => Failure::Closed(fd),
             Some(libc::ENOTSOCK) | Some(libc::EPERM) => Failure::NotSocket(fd),
             Some(code) => Failure::Os(code),
             None => Failure::Os(libc::EIO),
+        }
+    }
+}
+
+/// Why a call or a registration failed: the documented way to tell failures apart
+/// ([`ErrorCause::of`]), beside [`io::Error::kind`] and [`io::Error::raw_os_error`].
+///
+/// | cause | `kind()` | `raw_os_error()` | the registration after a failed operation |
+/// |---|---|---|---|
+/// | [`NotProcessed`](ErrorCause::NotProcessed) | `Other` | `None` | untouched: `process` never saw it |
+/// | [`InvalidFlags`](ErrorCause::InvalidFlags) | `InvalidInput` | `None` | as it was |
+/// | [`KeyChange`](ErrorCause::KeyChange) | `InvalidInput` | `None` | as it was |
+/// | [`NotRegistered`](ErrorCause::NotRegistered) | `NotFound` | `None` | none (there was none, or its socket was closed) |
+/// | [`RegisteredElsewhere`](ErrorCause::RegisteredElsewhere) | `AlreadyExists` | `None` | none on this port; the other port's is untouched |
+/// | [`PortClosed`](ErrorCause::PortClosed) | `BrokenPipe` | `None` | none: closing the port ended every registration |
+/// | [`BadDescriptor`](ErrorCause::BadDescriptor) | from the code | `EBADF` | none (a closed socket's registration ends silently, rule 7) |
+/// | [`NotSocket`](ErrorCause::NotSocket) | from the code | `ENOTSOCK` | none: only sockets are registered |
+/// | [`Os`](ErrorCause::Os) | from the code | the code (`EMFILE`, `ENOMEM`, ...) | as it was |
+///
+/// # Examples
+///
+/// ```
+/// use std::fs::File;
+/// use socknotify::{CompletionPort, ErrorCause, Events, Registration, Trigger};
+///
+/// let port = CompletionPort::new()?;
+/// let file = File::open("Cargo.toml")?;
+/// let mut reg = [Registration::enable(&file, 1, Events::IN, Trigger::LEVEL)];
+/// port.process(&mut reg, &mut [], None)?;
+/// let err = reg[0].result().unwrap_err();
+/// assert_eq!(ErrorCause::of(&err), Some(ErrorCause::NotSocket));
+/// assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCause {
+    /// [`Registration::result`](crate::Registration::result) was read before `process`
+    /// handled the registration.
+    NotProcessed,
+    /// Unknown or conflicting operation, filter or trigger bits (rule 1).
+    InvalidFlags,
+    /// ENABLE of a registered socket with another completion key (rule 2).
+    KeyChange,
+    /// DISABLE or REMOVE of a socket with no registration on this port (rule 5).
+    NotRegistered,
+    /// The socket is registered on another port (rule 6).
+    RegisteredElsewhere,
+    /// The port is closed (rule 19).
+    PortClosed,
+    /// The descriptor is not open (`EBADF`).
+    BadDescriptor,
+    /// The descriptor is open but is not a socket (`ENOTSOCK`).
+    NotSocket,
+    /// Another operating-system error; `raw_os_error()` has its code.
+    Os,
+}
+
+impl ErrorCause {
+    /// The cause of an error that socknotify returned; `None` for an error that did not come
+    /// from socknotify.
+    #[must_use]
+    pub fn of(err: &io::Error) -> Option<ErrorCause> {
+        if let Some(failure) = err.get_ref().and_then(|e| e.downcast_ref::<Failure>()) {
+            return Some(failure.cause());
+        }
+        err.raw_os_error().map(ErrorCause::from_os_code)
+    }
+
+    fn from_os_code(code: i32) -> ErrorCause {
+        match code {
+            libc::EBADF => ErrorCause::BadDescriptor,
+            libc::ENOTSOCK => ErrorCause::NotSocket,
+            _ => ErrorCause::Os,
         }
     }
 }
@@ -130,9 +233,10 @@ impl std::error::Error for Failure {}
 
 impl From<Failure> for io::Error {
     fn from(failure: Failure) -> io::Error {
-        match failure {
-            Failure::Os(code) => io::Error::from_raw_os_error(code),
-            _ => io::Error::new(failure.kind(), failure),
+        match failure.os_code() {
+            // Rule 22: the operating system's code is kept where there is one.
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(failure.kind(), failure),
         }
     }
 }

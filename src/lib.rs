@@ -42,12 +42,16 @@
 //!
 //! | kind | when |
 //! |---|---|
-//! | [`InvalidInput`](std::io::ErrorKind::InvalidInput) | unknown or conflicting operation, filter or trigger bits; a closed descriptor or one that is not a socket; ENABLE with a different key; an empty entries buffer for `dequeue` |
+//! | [`InvalidInput`](std::io::ErrorKind::InvalidInput) | unknown or conflicting operation, filter or trigger bits; ENABLE with a different key; an empty entries buffer for `dequeue` |
+//! | `raw_os_error()` `EBADF`, `ENOTSOCK`, ... | a closed descriptor, one that is not a socket, or another operating-system error (rule 22 keeps the code) |
 //! | [`NotFound`](std::io::ErrorKind::NotFound) | DISABLE or REMOVE of a socket with no registration on this port |
 //! | [`AlreadyExists`](std::io::ErrorKind::AlreadyExists) | the socket is registered on another port |
 //! | [`BrokenPipe`](std::io::ErrorKind::BrokenPipe) | the port is closed ([`is_port_closed`]) |
 //! | [`Unsupported`](std::io::ErrorKind::Unsupported) | a backend this machine cannot provide |
-//! | [`WouldBlock`](std::io::ErrorKind::WouldBlock) | [`Registration::result`] before `process` |
+//! | [`Other`](std::io::ErrorKind::Other) | [`Registration::result`] before `process` |
+//!
+//! [`ErrorCause::of`] tells every failure apart and documents the registration's state
+//! after each.
 //!
 //! Per-socket failures go to each [`Registration::result`]; `process` itself fails only for
 //! the call as a whole.
@@ -137,7 +141,7 @@ mod sys;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub use error::is_port_closed;
+pub use error::{is_port_closed, ErrorCause};
 pub use event::{CompletionEntry, Events, Trigger};
 pub use port::{Backend, CompletionPort, PortBuilder};
 pub use queue::PortStats;

@@ -181,13 +181,20 @@ impl Registration {
     ///
     /// # Errors
     ///
-    /// - [`WouldBlock`](io::ErrorKind::WouldBlock): not processed yet.
+    /// [`ErrorCause::of`](crate::ErrorCause::of) tells the failures apart, and its table says
+    /// what state the registration is in after each (rule 22: a failed ENABLE, DISABLE or
+    /// REMOVE leaves it as it was):
+    ///
+    /// - not processed yet ([`ErrorCause::NotProcessed`](crate::ErrorCause::NotProcessed),
+    ///   kind [`Other`](io::ErrorKind::Other));
     /// - [`InvalidInput`](io::ErrorKind::InvalidInput): bad operation, filter or trigger
-    ///   bits; a descriptor that is closed or not a socket; ENABLE with a different key.
+    ///   bits; ENABLE with a different key;
+    /// - `raw_os_error()` `EBADF` (a closed or negative descriptor) or `ENOTSOCK` (not a
+    ///   socket), or another OS code (`EMFILE`, `ENOMEM`, ...);
     /// - [`NotFound`](io::ErrorKind::NotFound): DISABLE or REMOVE of a socket with no
-    ///   registration on this port.
+    ///   registration on this port;
     /// - [`AlreadyExists`](io::ErrorKind::AlreadyExists): the socket is registered on
-    ///   another port.
+    ///   another port;
     /// - [`BrokenPipe`](io::ErrorKind::BrokenPipe): the port is closed.
     pub fn result(&self) -> io::Result<()> {
         match self.result {
@@ -315,6 +322,11 @@ mod tests {
     #[test]
     fn unprocessed_registration_says_so() {
         let r = Registration::from_bits(3, 0, 0, 0, 0);
-        assert_eq!(r.result().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let err = r.result().unwrap_err();
+        assert_eq!(
+            crate::ErrorCause::of(&err),
+            Some(crate::ErrorCause::NotProcessed)
+        );
+        assert_ne!(err.kind(), io::ErrorKind::WouldBlock);
     }
 }
