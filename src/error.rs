@@ -36,6 +36,8 @@ pub(crate) enum Failure {
     OtherPort(RawFd),
     /// The port was closed.
     PortClosed,
+    /// The port was inherited across `fork`.
+    Forked,
     /// An operating-system error with no more specific meaning here.
     Os(i32),
 }
@@ -55,6 +57,7 @@ impl Failure {
             Failure::NotRegistered(_) => NotFound,
             Failure::OtherPort(_) => AlreadyExists,
             Failure::PortClosed => BrokenPipe,
+            Failure::Forked => Unsupported,
             Failure::BadDescriptor(_)
             | Failure::Closed(_)
             | Failure::NotSocket(_)
@@ -85,6 +88,7 @@ impl Failure {
             Failure::NotRegistered(_) => ErrorCause::NotRegistered,
             Failure::OtherPort(_) => ErrorCause::RegisteredElsewhere,
             Failure::PortClosed => ErrorCause::PortClosed,
+            Failure::Forked => ErrorCause::InheritedAcrossFork,
             Failure::BadDescriptor(_) | Failure::Closed(_) => ErrorCause::BadDescriptor,
             Failure::NotSocket(_) => ErrorCause::NotSocket,
             Failure::Os(code) => ErrorCause::from_os_code(code),
@@ -113,6 +117,7 @@ impl Failure {
 /// | [`NotRegistered`](ErrorCause::NotRegistered) | `NotFound` | `None` | none (there was none, or its socket was closed) |
 /// | [`RegisteredElsewhere`](ErrorCause::RegisteredElsewhere) | `AlreadyExists` | `None` | none on this port; the other port's is untouched |
 /// | [`PortClosed`](ErrorCause::PortClosed) | `BrokenPipe` | `None` | none: closing the port ended every registration |
+/// | [`InheritedAcrossFork`](ErrorCause::InheritedAcrossFork) | `Unsupported` | `None` | the parent's, untouched |
 /// | [`BadDescriptor`](ErrorCause::BadDescriptor) | from the code | `EBADF` | none (a closed socket's registration ends silently, rule 7) |
 /// | [`NotSocket`](ErrorCause::NotSocket) | from the code | `ENOTSOCK` | none: only sockets are registered |
 /// | [`Os`](ErrorCause::Os) | from the code | the code (`EMFILE`, `ENOMEM`, ...) | as it was |
@@ -148,6 +153,9 @@ pub enum ErrorCause {
     RegisteredElsewhere,
     /// The port is closed (rule 19).
     PortClosed,
+    /// The port was built by the parent of this process and inherited across `fork`; the
+    /// child must build its own.
+    InheritedAcrossFork,
     /// The descriptor is not open (`EBADF`).
     BadDescriptor,
     /// The descriptor is open but is not a socket (`ENOTSOCK`).
@@ -224,6 +232,10 @@ impl fmt::Display for Failure {
                  registered on one port only"
             ),
             Failure::PortClosed => write!(f, "the completion port is closed"),
+            Failure::Forked => write!(
+                f,
+                "the completion port was inherited across fork; build a new port in the child"
+            ),
             Failure::Os(code) => write!(f, "{}", io::Error::from_raw_os_error(code)),
         }
     }

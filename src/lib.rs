@@ -133,6 +133,7 @@ mod port;
 mod queue;
 mod registration;
 mod registry;
+mod slab;
 mod sync;
 mod sys;
 

@@ -5,17 +5,16 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
 use crate::event::CompletionEntry;
 use crate::owners;
-use crate::queue::{self, Gate, PortStats};
-use crate::registration::Registration;
-use crate::registry::{Planned, Registry};
-use crate::sync::Arc;
-use crate::sys::{Change, RawEvent, Selector, PROBE_TOKEN, WAKE_TOKEN};
+use crate::queue::{Back, Enter, Gate, PortStats, NO_REARM};
+use crate::registration::{Registration, Request};
+use crate::registry::Registry;
+use crate::sys::{RawEvent, Selector, WAKE_TOKEN};
 
 /// Which kernel interface a port uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -27,10 +26,11 @@ pub enum Backend {
     /// Linux `epoll(7)`: one `epoll_ctl` per registration change, one `epoll_wait` per
     /// dequeue.
     Epoll,
-    /// Linux `io_uring(7)` (6.15 or later) driving an epoll interest set: a batch of
-    /// re-arms and the wait cost one `io_uring_enter`. Building a port with it fails with
-    /// [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) where the kernel lacks a
-    /// needed feature.
+    /// Linux `io_uring(7)` driving an epoll interest set: a batch of registration changes
+    /// costs one `io_uring_enter` instead of one `epoll_ctl` each. Building a port with it
+    /// fails with [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) where the
+    /// kernel lacks a needed feature, or the crate was built without its `io-uring`
+    /// feature.
     IoUring,
 }
 
@@ -40,17 +40,29 @@ pub enum Backend {
 /// `CompletionPort` is `Send + Sync`: share it with [`Arc`] or scoped threads. Dropping it
 /// closes it ([`close`](CompletionPort::close)) and ends every registration silently.
 ///
+/// # fork
+///
+/// A port belongs to the process that built it. In a child of `fork`, every call on a port
+/// inherited from the parent fails with [`Unsupported`](io::ErrorKind::Unsupported)
+/// ([`ErrorCause::InheritedAcrossFork`](crate::ErrorCause::InheritedAcrossFork)), and
+/// dropping it only closes its descriptors (the parent's registrations are untouched: the
+/// kernel objects are shared). The child may build and use ports of its own, even if
+/// other threads of the parent were inside socknotify at the fork.
+///
 /// See the [crate documentation](crate) for the model and an example.
 #[doc(alias = "CreateIoCompletionPort")]
 #[doc(alias = "HANDLE")]
 pub struct CompletionPort {
-    inner: Inner,
+    shared: Arc<Shared>,
 }
 
-struct Inner {
+/// What the port's threads share; released threads refer to it weakly.
+struct Shared {
     selector: Selector,
-    registry: Mutex<Registry>,
-    gate: Arc<Gate>,
+    registry: Registry,
+    gate: Gate,
+    /// The fork generation the port was built in.
+    fork: u64,
 }
 
 /// Builds a [`CompletionPort`] with a chosen concurrency and backend.
@@ -95,13 +107,14 @@ impl PortBuilder {
             n => n,
         };
         let selector = Selector::new(backend)?;
-        let port = owners::register_port(selector.fd());
+        let port = owners::new_port();
         Ok(CompletionPort {
-            inner: Inner {
+            shared: Arc::new(Shared {
                 selector,
-                registry: Mutex::new(Registry::new(port)),
+                registry: Registry::new(port),
                 gate: Gate::new(concurrency),
-            },
+                fork: owners::fork_generation(),
+            }),
         })
     }
 }
@@ -126,22 +139,170 @@ fn backend_from_env() -> io::Result<Backend> {
 struct Scratch {
     /// Kernel reports of one wait.
     raw: Vec<RawEvent>,
-    /// Changes planned by the registry, with the index of their registration.
-    planned: Vec<(usize, Planned)>,
-    /// The planned changes, as the selector takes them.
-    changes: Vec<Change>,
-    /// The selector's answer for each change.
-    results: Vec<io::Result<()>>,
+    /// The checked registrations of one call, with their positions.
+    requests: Vec<(usize, Request)>,
+    /// REMOVE entries produced by one call.
+    removed: Vec<CompletionEntry>,
 }
 
-impl Scratch {
-    fn is_planned(&self, fd: std::os::fd::RawFd) -> bool {
-        self.planned.iter().any(|(_, p)| p.change.fd == fd)
+/// The port a thread is released on, and the persistent registrations whose entries it
+/// received and owes a re-arm. Dropping it (the thread exits, or calls another port) ends
+/// the release: the re-arms are applied and the slot goes to a waiting thread.
+struct Release {
+    port: Weak<Shared>,
+    rearms: Vec<u64>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(shared) = self.port.upgrade() {
+            shared.end_release(&self.rearms);
+        }
     }
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static RELEASED: RefCell<Option<Release>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's scratch buffers, or fresh ones where they are gone or in use
+/// (a thread-local destructor, rule 20).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut f = Some(f);
+    let done = SCRATCH.try_with(|cell| {
+        let mut cell = cell.try_borrow_mut().ok()?;
+        Some((f.take().expect("called once"))(&mut cell))
+    });
+    match done {
+        Ok(Some(r)) => r,
+        _ => (f.take().expect("not called"))(&mut Scratch::default()),
+    }
+}
+
+impl Shared {
+    /// Whether this port was inherited across `fork` (see [`CompletionPort`]).
+    fn inherited(&self) -> bool {
+        self.fork != owners::fork_generation()
+    }
+
+    fn check(&self) -> Result<(), Failure> {
+        if self.inherited() {
+            return Err(Failure::Forked);
+        }
+        Ok(())
+    }
+
+    /// Applies `registrations` in order, with the deferred re-arms `rearms`; queues the
+    /// REMOVE entries. Fails only if the port is closed.
+    fn apply(
+        &self,
+        scratch: &mut Scratch,
+        registrations: &mut [Registration],
+        rearms: &[u64],
+    ) -> Result<(), Failure> {
+        scratch.requests.clear();
+        for (position, registration) in registrations.iter_mut().enumerate() {
+            match registration.request() {
+                Ok(request) => scratch.requests.push((position, request)),
+                Err(failure) => registration.set_result(Err(failure)),
+            }
+        }
+        if !scratch.requests.is_empty() || !rearms.is_empty() {
+            scratch.removed.clear();
+            self.registry.apply(
+                &self.selector,
+                scratch.requests.drain(..),
+                rearms,
+                &mut |position, result| registrations[position].set_result(result),
+                &mut scratch.removed,
+            );
+            for entry in scratch.removed.drain(..) {
+                // Only a closed port refuses, and closing drops queued entries anyway.
+                if let Ok(wake) = self.gate.push(entry) {
+                    self.wake_if(wake);
+                }
+            }
+        }
+        if self.registry.is_closed() {
+            return Err(Failure::PortClosed);
+        }
+        Ok(())
+    }
+
+    /// Ends this thread's release on this port without a call: applies what it owes, and
+    /// hands its slot on.
+    fn end_release(&self, rearms: &[u64]) {
+        if self.inherited() {
+            return;
+        }
+        if !rearms.is_empty() {
+            with_scratch(|scratch| {
+                let _ = self.apply(scratch, &mut [], rearms);
+            });
+        }
+        let wake = self.gate.leave();
+        self.wake_if(wake);
+    }
+
+    fn wake_if(&self, wake: bool) {
+        if wake {
+            // A wake can only fail if the eventfd is broken, which would be a bug; the
+            // waiter then still ends at its timeout.
+            let result = self.selector.wake();
+            debug_assert!(result.is_ok(), "wake failed: {result:?}");
+        }
+    }
+
+    /// Turns kernel reports into entries in `out`; the owed re-arms go to `rearms`. Returns
+    /// how many, and whether a wake was among the reports.
+    fn deliver(
+        &self,
+        raw: &[RawEvent],
+        out: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
+    ) -> usize {
+        let mut n = 0;
+        for event in raw.iter().filter(|e| e.token != WAKE_TOKEN) {
+            if let Some((entry, owed)) = self.registry.deliver(&self.selector, *event) {
+                out[n] = entry;
+                n += 1;
+                rearms.extend(owed);
+            }
+        }
+        n
+    }
+}
+
+/// Counts the calling thread out of the kernel wait if it unwinds from there (no panic
+/// leaks a slot or a waiter, rule 18).
+struct InKernel<'a> {
+    shared: &'a Shared,
+    armed: bool,
+}
+
+impl Drop for InKernel<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let wake = self.shared.gate.abandon_kernel();
+            self.shared.wake_if(wake);
+        }
+    }
+}
+
+/// Counts the calling thread out of the released ones if it unwinds while validating.
+struct Running<'a> {
+    shared: &'a Shared,
+    armed: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let wake = self.shared.gate.leave();
+            self.shared.wake_if(wake);
+        }
+    }
 }
 
 impl CompletionPort {
@@ -163,20 +324,20 @@ impl CompletionPort {
     /// The backend this port uses (never [`Backend::Auto`]).
     #[must_use]
     pub fn backend(&self) -> Backend {
-        self.inner.selector.backend()
+        self.shared.selector.backend()
     }
 
     /// The concurrency: how many threads may be released at once.
     #[must_use]
     pub fn concurrency(&self) -> usize {
-        self.inner.gate.concurrency()
+        self.shared.gate.concurrency()
     }
 
     /// The number of registrations on this port (including sockets closed since they were
     /// registered, which the port has not yet noticed).
     #[must_use]
     pub fn registrations(&self) -> usize {
-        self.registry().len()
+        self.shared.registry.len()
     }
 
     /// Applies `registrations` in order, then dequeues into `entries` as
@@ -184,13 +345,15 @@ impl CompletionPort {
     ///
     /// Each registration gets its own result ([`Registration::result`]); one bad
     /// registration does not stop the others. With an empty `entries`, `process` only
-    /// registers and returns `Ok(0)` at once. Returns the number of entries written.
+    /// registers and returns `Ok(0)` at once (a released thread stays released). Returns
+    /// the number of entries written.
     ///
     /// # Errors
     ///
     /// Only for the call as a whole: [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port
-    /// is or gets closed (every registration's result says so too), or a kernel error from
-    /// the wait.
+    /// is or gets closed (every registration's result says so too), even when every
+    /// registration was invalid; [`Unsupported`](io::ErrorKind::Unsupported) for a port
+    /// inherited across `fork`; a kernel error from the wait.
     #[doc(alias = "ProcessSocketNotifications")]
     pub fn process(
         &self,
@@ -198,89 +361,31 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        SCRATCH.with(|scratch| {
-            let scratch = &mut *scratch.borrow_mut();
-            let applied = self.apply(scratch, registrations);
-            if applied.is_err() || entries.is_empty() {
-                self.flush(scratch, registrations);
-                // With neither registrations nor room for entries, nothing else would
-                // notice a closed port.
-                if registrations.is_empty() && self.is_closed() {
-                    return Err(Failure::PortClosed.into());
-                }
-                return applied.map(|()| 0);
-            }
-            self.dequeue_in(scratch, registrations, entries, timeout)
-        })
-    }
-
-    /// Applies `registrations` in order. Re-arms and DISABLEs of registered sockets are only
-    /// planned when the backend batches them with the wait; the rest is applied now. Any
-    /// operation on a socket that already has a planned change first submits the planned
-    /// changes, so that each socket's operations reach the kernel in order.
-    fn apply(&self, scratch: &mut Scratch, registrations: &mut [Registration]) -> io::Result<()> {
-        if registrations.is_empty() {
-            return Ok(());
+        self.shared.check()?;
+        if entries.is_empty() {
+            return with_scratch(|scratch| self.shared.apply(scratch, registrations, &[]))
+                .map(|()| 0)
+                .map_err(io::Error::from);
         }
-        // A closed port is noticed under the registry's lock: `close` closes the registry
-        // first, and every registration then gets `PortClosed`.
-        let batching = self.inner.selector.batches();
-        let mut registry = Some(self.registry());
-        let mut closed = false;
-        for i in 0..registrations.len() {
-            let request = match registrations[i].request() {
-                Ok(request) => request,
-                Err(failure) => {
-                    registrations[i].set_result(Err(failure));
-                    continue;
-                }
-            };
-            if batching {
-                if request.fd().is_some_and(|fd| scratch.is_planned(fd)) {
-                    // One change per socket in flight, so that the kernel sees them in order.
-                    registry = None;
-                    self.flush(scratch, registrations);
-                }
-                let reg = registry.get_or_insert_with(|| self.registry());
-                if let Some(planned) = reg.plan(request) {
-                    scratch.planned.push((i, planned));
-                    continue;
-                }
-            }
-            let reg = registry.get_or_insert_with(|| self.registry());
-            let result = reg
-                .apply(&self.inner.selector, request)
-                .and_then(|remove| remove.map_or(Ok(()), |entry| self.queue(entry)));
-            closed |= result == Err(Failure::PortClosed);
-            registrations[i].set_result(result);
-        }
-        if closed {
-            return Err(Failure::PortClosed.into());
-        }
-        Ok(())
-    }
-
-    /// Submits the planned changes without waiting, and records their results.
-    fn flush(&self, scratch: &mut Scratch, registrations: &mut [Registration]) {
-        if !scratch.planned.is_empty() {
-            let _ = self.wait(scratch, registrations, &mut [], None);
-        }
+        self.call(registrations, entries, timeout)
     }
 
     /// Dequeues up to `entries.len()` entries, waiting up to `timeout` for the first
     /// (`GetQueuedCompletionStatusEx`). Returns how many were written, `Ok(0)` on timeout.
     ///
     /// `None` waits forever; `Some(Duration::ZERO)` never blocks; any other timeout returns
-    /// no earlier than it when nothing arrives. When more threads call than the port's
-    /// concurrency allows, the others wait even if entries are ready; the most recent
-    /// waiter goes first. The calling thread counts as released from the moment this
-    /// returns entries until it calls again.
+    /// no earlier than it when nothing arrives. When `concurrency` threads are released,
+    /// the others wait even if entries are ready; the most recent waiter goes first. The
+    /// calling thread counts as released from the moment this returns entries until it
+    /// calls again; the persistent registrations whose entries it received are re-armed
+    /// then.
     ///
     /// # Errors
     ///
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) for an empty `entries`;
-    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is or gets closed; a kernel
-    /// error from the wait.
+    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is or gets closed;
+    /// [`Unsupported`](io::ErrorKind::Unsupported) for a port inherited across `fork`; a
+    /// kernel error from the wait.
     #[doc(alias = "GetQueuedCompletionStatusEx")]
     pub fn dequeue(
         &self,
@@ -293,126 +398,150 @@ impl CompletionPort {
                 "the entries buffer is empty; pass room for at least one entry",
             ));
         }
-        SCRATCH.with(|scratch| {
-            let scratch = &mut *scratch.borrow_mut();
-            self.dequeue_in(scratch, &mut [], entries, timeout)
-        })
+        self.shared.check()?;
+        self.call(&mut [], entries, timeout)
     }
 
-    /// Dequeues; the planned changes in `scratch` go with the first kernel wait.
-    fn dequeue_in(
+    /// One call that dequeues: ends the thread's release (its owed re-arms ride with the
+    /// call's registrations), applies, waits, and records the new release.
+    fn call(
         &self,
-        scratch: &mut Scratch,
         registrations: &mut [Registration],
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         // No deadline: forever (also for timeouts too large to represent).
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let gate = &self.inner.gate;
-        let admitted = if scratch.planned.is_empty() {
-            Gate::admit(gate, entries, deadline)
-        } else {
-            // Changes must not wait for a slot: apply them first if one is not free now.
-            match Gate::admit(gate, entries, Some(Instant::now())) {
-                Ok(None) => {
-                    self.flush(scratch, registrations);
-                    Gate::admit(gate, entries, deadline)
+        let (released_here, mut rearms) = self.take_release();
+        let result = with_scratch(|scratch| {
+            let applied = self.shared.apply(scratch, registrations, &rearms);
+            rearms.clear();
+            if let Err(failure) = applied {
+                if released_here {
+                    let wake = self.shared.gate.leave();
+                    self.shared.wake_if(wake);
                 }
-                other => {
-                    if other.is_err() {
-                        self.flush(scratch, registrations);
-                    }
-                    other
-                }
+                return Err(failure.into());
             }
-        };
-        let Some(admission) = admitted? else {
-            return Ok(0);
-        };
-        self.wake_if(admission.wake);
-        let mut got = admission.taken;
-        loop {
-            let wait = if got > 0 {
-                Some(Duration::ZERO)
-            } else {
-                deadline.map(|d| d.saturating_duration_since(Instant::now()))
-            };
-            // With a full buffer this only applies the planned changes, if any.
-            let (delivered, saw_wake, result) =
-                self.wait(scratch, registrations, &mut entries[got..], wait);
-            got += delivered;
-            let again = got == 0
-                && deadline.is_none_or(|d| Instant::now() < d)
-                && result
-                    .as_ref()
-                    .map_or_else(|e| e.kind() == io::ErrorKind::Interrupted, |_| true);
-            let back = Gate::back(gate, got, saw_wake, &mut entries[got..], again);
-            self.wake_if(back.wake);
-            got += back.taken;
-            if back.again {
-                continue;
-            }
-            if got > 0 {
-                return Ok(got);
-            }
-            if gate.is_closed() {
-                return Err(Failure::PortClosed.into());
-            }
-            return match result {
-                Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
-                _ => Ok(0),
-            };
+            self.wait(scratch, entries, &mut rearms, deadline, released_here)
+        });
+        if matches!(result, Ok(n) if n > 0) {
+            self.record_release(rearms);
         }
+        result
     }
 
-    /// One kernel transition: applies the planned changes (settling their registrations'
-    /// results) and, if `out` has room, waits and delivers validated entries into it.
-    /// Returns how many, whether a wake was seen, and the wait's result.
+    /// Waits for entries; with some, the thread is released on return.
     fn wait(
         &self,
         scratch: &mut Scratch,
-        registrations: &mut [Registration],
         out: &mut [CompletionEntry],
-        timeout: Option<Duration>,
-    ) -> (usize, bool, io::Result<()>) {
-        let Scratch {
-            raw,
-            planned,
-            changes,
-            results,
-        } = scratch;
-        raw.clear();
-        changes.clear();
-        results.clear();
-        changes.extend(planned.iter().map(|(_, p)| p.change));
-        let selector = &self.inner.selector;
-        let result = match (changes.is_empty(), out.is_empty()) {
-            (true, true) => Ok(()),
-            (true, false) => selector.wait(raw, out.len(), timeout),
-            (false, _) => selector.submit(changes, results, raw, out.len(), timeout),
-        };
-        let mut delivered = 0;
-        let mut saw_wake = false;
-        if !raw.is_empty() || !planned.is_empty() {
-            let mut registry = self.registry();
-            for ((index, plan), result) in planned.drain(..).zip(results.drain(..)) {
-                registrations[index].set_result(registry.settle(selector, &plan, result));
+        rearms: &mut Vec<u64>,
+        deadline: Option<Instant>,
+        mut released_here: bool,
+    ) -> io::Result<usize> {
+        let shared = &*self.shared;
+        let gate = &shared.gate;
+        loop {
+            let entered = gate.enter(out, rearms, deadline, std::mem::take(&mut released_here));
+            let (enter, wake) = entered?;
+            shared.wake_if(wake);
+            match enter {
+                Enter::Taken(n) => return Ok(n),
+                Enter::Timeout => return Ok(0),
+                Enter::Kernel => {}
             }
-            for event in raw.iter() {
-                match event.token {
-                    WAKE_TOKEN => saw_wake = true,
-                    PROBE_TOKEN => {}
-                    _ => {
-                        if let Some(entry) = registry.deliver(selector, *event) {
-                            out[delivered] = entry;
-                            delivered += 1;
+            let mut in_kernel = InKernel {
+                shared,
+                armed: true,
+            };
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            scratch.raw.clear();
+            let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
+            let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
+            in_kernel.armed = false;
+            let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
+                shared.wake_if(pass_on);
+                io::Error::from(failure)
+            })?;
+            match back {
+                Back::Run => {
+                    let mut running = Running {
+                        shared,
+                        armed: true,
+                    };
+                    let got = shared.deliver(&scratch.raw, out, rearms);
+                    let (taken, wake) = gate.ran(got, &mut out[got..], rearms);
+                    running.armed = false;
+                    shared.wake_if(wake);
+                    if got + taken > 0 {
+                        return Ok(got + taken);
+                    }
+                }
+                Back::Full(mut stash) => {
+                    // Every slot is taken: the reports wait in the queue for whoever runs
+                    // next, and this thread waits for a slot.
+                    for event in scratch.raw.iter().filter(|e| e.token != WAKE_TOKEN) {
+                        if let Some((entry, owed)) =
+                            shared.registry.deliver(&shared.selector, *event)
+                        {
+                            stash.push(entry, owed.unwrap_or(NO_REARM));
                         }
                     }
                 }
             }
+            match waited {
+                Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                _ => {}
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                // A last look at the queue without blocking, then give up.
+                let (enter, wake) = gate.enter(out, rearms, Some(Instant::now()), false)?;
+                shared.wake_if(wake);
+                return match enter {
+                    Enter::Taken(n) => Ok(n),
+                    Enter::Kernel => {
+                        let wake = gate.abandon_kernel();
+                        shared.wake_if(wake);
+                        Ok(0)
+                    }
+                    Enter::Timeout => Ok(0),
+                };
+            }
         }
-        (delivered, saw_wake, result)
+    }
+
+    /// Takes this thread's release record: whether it was on this port, and what it owes.
+    /// A release on another port ends here (that port's slot is handed on).
+    fn take_release(&self) -> (bool, Vec<u64>) {
+        let prior = RELEASED.try_with(|r| r.borrow_mut().take()).ok().flatten();
+        match prior {
+            Some(mut release) if Weak::as_ptr(&release.port) == Arc::as_ptr(&self.shared) => {
+                let rearms = std::mem::take(&mut release.rearms);
+                release.port = Weak::new(); // consumed here: its drop does nothing
+                (true, rearms)
+            }
+            other => {
+                drop(other);
+                (false, Vec::new())
+            }
+        }
+    }
+
+    /// Records that this thread is released on this port and owes `rearms`; where the
+    /// thread-local is gone (a thread-local destructor), the release ends at once.
+    fn record_release(&self, rearms: Vec<u64>) {
+        let mut release = Some(Release {
+            port: Arc::downgrade(&self.shared),
+            rearms,
+        });
+        let recorded = RELEASED.try_with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                *r = release.take();
+            }
+        });
+        let _ = recorded;
+        drop(release); // not recorded: ends the release now
     }
 
     /// Queues `entry` for one dequeuing thread (`PostQueuedCompletionStatus`). `key`,
@@ -421,25 +550,67 @@ impl CompletionPort {
     ///
     /// # Errors
     ///
-    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is closed.
+    /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is closed;
+    /// [`Unsupported`](io::ErrorKind::Unsupported) for a port inherited across `fork`.
     #[doc(alias = "PostQueuedCompletionStatus")]
     pub fn post(&self, entry: CompletionEntry) -> io::Result<()> {
-        self.queue(entry).map_err(io::Error::from)
-    }
-
-    fn queue(&self, entry: CompletionEntry) -> Result<(), Failure> {
-        let wake = self.inner.gate.push(entry)?;
-        self.wake_if(wake);
+        self.shared.check()?;
+        let wake = self.shared.gate.push(entry)?;
+        self.shared.wake_if(wake);
         Ok(())
     }
 
     /// Runs `f`, a call that may block on something other than this port, with the calling
     /// thread's release slot given back for that time, so that another thread can run in its
     /// place (what Windows does by itself when a released thread blocks in the kernel).
-    /// Afterwards the thread counts as released again, even if that briefly exceeds the
-    /// concurrency. If the thread is not released on this port, `f` simply runs.
+    ///
+    /// The persistent registrations whose entries the thread received are re-armed first.
+    /// Inside `f` the thread may call this port or others, and `blocking` nests. Afterwards
+    /// the thread counts as released here again (even if that briefly exceeds the
+    /// concurrency), unless a call inside `f` left it released somewhere. If the thread is
+    /// not released on this port, `f` simply runs.
     pub fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
-        queue::blocking(&self.inner.gate, f)
+        let held = RELEASED
+            .try_with(|r| {
+                let mut r = r.try_borrow_mut().ok()?;
+                let here = r
+                    .as_ref()
+                    .is_some_and(|rel| Weak::as_ptr(&rel.port) == Arc::as_ptr(&self.shared));
+                if here {
+                    r.take()
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten();
+        let Some(mut release) = held else {
+            return f();
+        };
+        let rearms = std::mem::take(&mut release.rearms);
+        release.port = Weak::new();
+        self.shared.end_release(&rearms);
+
+        /// Takes the slot back when `f` returns or unwinds.
+        struct Restore<'a>(&'a CompletionPort);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let port = self.0;
+                let _ = RELEASED.try_with(|r| {
+                    if let Ok(mut r) = r.try_borrow_mut() {
+                        if r.is_none() && !port.shared.inherited() {
+                            port.shared.gate.retake();
+                            *r = Some(Release {
+                                port: Arc::downgrade(&port.shared),
+                                rearms: Vec::new(),
+                            });
+                        }
+                    }
+                });
+            }
+        }
+        let _restore = Restore(self);
+        f()
     }
 
     /// Closes the port (`CloseHandle`). Every thread waiting in `dequeue`/`process` wakes
@@ -448,10 +619,13 @@ impl CompletionPort {
     /// entry, so its sockets can be registered on another port. Closing twice is harmless.
     #[doc(alias = "CloseHandle")]
     pub fn close(&self) {
-        // Registrations first, under the registry lock, so that none is made afterwards.
-        self.registry().close();
-        if self.inner.gate.close() {
-            self.wake_if(true);
+        if self.shared.inherited() {
+            return;
+        }
+        // Registrations first, so that none is made afterwards.
+        self.shared.registry.close();
+        if self.shared.gate.close() {
+            self.shared.wake_if(true);
         }
     }
 
@@ -459,30 +633,13 @@ impl CompletionPort {
     /// need to know that a thread is waiting.
     #[must_use]
     pub fn stats(&self) -> PortStats {
-        self.inner.gate.stats()
+        self.shared.gate.stats()
     }
 
     /// Whether [`close`](CompletionPort::close) was called.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.inner.gate.is_closed()
-    }
-
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        // Registry operations leave it consistent before anything that can panic.
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wake_if(&self, wake: bool) {
-        if wake {
-            // A wake can only fail if the eventfd is broken, which would be a bug; the
-            // waiter then still ends at its timeout.
-            let result = self.inner.selector.wake();
-            debug_assert!(result.is_ok(), "wake failed: {result:?}");
-        }
+        self.shared.gate.is_closed()
     }
 }
 

@@ -2,37 +2,47 @@
 //!
 //! # The gate
 //!
-//! A port lets at most `concurrency` threads be *active*. A thread is active while it waits
-//! in the kernel (it holds the slot it will run on) and from the moment a dequeue returns
-//! entries to it until it calls again (it is *released*). Threads beyond that wait here, in
-//! user space, on a stack: when a slot frees, the most recent one goes first (LIFO, as on
-//! Windows), and a thread that calls again re-takes its own slot without waking anyone.
+//! A port lets at most `concurrency` threads be *released* at once: a thread is released
+//! from the moment a dequeue returns entries to it until it calls again (or declares that
+//! it is about to block elsewhere, or exits). Waiting threads are not counted, as on
+//! Windows.
+//!
+//! While fewer than `concurrency` threads are released, a thread that calls waits in the
+//! kernel, and any number may wait there at once: the kernel serves them most recent first
+//! (epoll's wait queue), so the thread that called last gets the next report or wake.
+//! While `concurrency` threads are released, a thread that calls waits here instead, on a
+//! stack, most recent on top. A thread that calls again while released re-takes its own
+//! place without waking anyone: it is the most recent waiter, so it goes first. A released
+//! thread that leaves otherwise (blocks elsewhere, exits) hands its place to the top of the
+//! stack, which then waits in the kernel as the most recent waiter.
+//!
+//! A thread in the kernel may wake with reports while every slot is taken (it entered when
+//! one was free). It then validates them into the queue, under the gate's lock, and waits
+//! on the stack: nothing is lost, and the next thread to run takes them.
 //!
 //! # Posted entries
 //!
-//! Posted entries and REMOVE entries wait in a FIFO queue. Queuing one wakes at most one
-//! thread: a thread waiting in the kernel (through the selector's `wake`) if one is there
-//! and not already woken for an earlier entry, otherwise the top waiter of the stack if a
-//! slot is free. A thread that takes fewer entries than are queued passes the rest on the
-//! same way before it returns.
+//! Posted entries, REMOVE entries, and entries validated by a thread that could not run
+//! wait in a FIFO queue. Queuing one wakes at most one thread: one waiting in the kernel
+//! (through the selector's `wake`) if there is one and none is already woken for an
+//! earlier entry, otherwise the top of the stack, if a slot is free.
 //!
-//! # Released slots
+//! # Released threads
 //!
-//! Which port a thread is released on is kept in a thread-local. The slot is given back
-//! when the thread calls `dequeue`/`process` again (on any port), when it declares that it
-//! is about to block elsewhere ([`CompletionPort::blocking`]), and when the thread exits.
-//!
-//! [`CompletionPort::blocking`]: crate::CompletionPort::blocking
+//! Which port a thread is released on, and the persistent registrations it owes a re-arm,
+//! are kept in a thread-local by `port.rs`.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::sync::{thread_local, Arc, AtomicBool, Condvar, Mutex, MutexGuard};
+use crate::sync::{Arc, AtomicBool, Condvar, Mutex, MutexGuard};
 
 use crate::error::Failure;
 use crate::event::CompletionEntry;
+
+/// The `rearm` of a queued entry that owes none.
+pub(crate) const NO_REARM: u64 = u64::MAX;
 
 /// What a port's threads are doing, at one instant ([`CompletionPort::stats`]).
 ///
@@ -40,17 +50,25 @@ use crate::event::CompletionEntry;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PortStats {
-    /// Posted and REMOVE entries waiting to be dequeued.
+    /// Posted and REMOVE entries (and validated ones no thread could take yet) waiting to
+    /// be dequeued.
     pub queued: usize,
-    /// Threads released (holding a slot between a dequeue that returned entries and their
-    /// next call), including those inside [`CompletionPort::blocking`] that came back.
+    /// Threads released (between a dequeue that returned entries and their next call),
+    /// including those that came back from [`CompletionPort::blocking`].
     ///
     /// [`CompletionPort::blocking`]: crate::CompletionPort::blocking
     pub released: usize,
-    /// Threads waiting in the kernel for readiness (each holds a slot).
+    /// Threads waiting in the kernel for readiness.
     pub waiting_in_kernel: usize,
-    /// Threads waiting for a slot, beyond the concurrency.
+    /// Threads waiting for a slot because `concurrency` threads are released.
     pub waiting_for_slot: usize,
+}
+
+/// An entry in the queue, with the registration it owes a re-arm ([`NO_REARM`]: none).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Queued {
+    pub(crate) entry: CompletionEntry,
+    pub(crate) rearm: u64,
 }
 
 /// The gate's shared state.
@@ -62,9 +80,9 @@ pub(crate) struct Gate {
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    queue: VecDeque<CompletionEntry>,
-    /// Threads in the kernel plus released threads.
-    active: usize,
+    queue: VecDeque<Queued>,
+    /// Released threads.
+    running: usize,
     /// Threads in the kernel wait.
     in_kernel: usize,
     /// A kernel wake was sent and no waiter has seen it yet. Wakes sent while one is
@@ -72,7 +90,7 @@ pub(crate) struct State {
     /// passes the next one on if entries remain.
     wake_pending: bool,
     /// Threads waiting for a slot, most recent last.
-    waiters: Vec<Arc<Waiter>>,
+    parked: Vec<Arc<Waiter>>,
     closed: bool,
 }
 
@@ -84,40 +102,55 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    fn new() -> Waiter {
+    pub(crate) fn new() -> Waiter {
         Waiter {
             cv: Condvar::new(),
             woken: AtomicBool::new(false),
         }
     }
+
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.cv.notify_one();
+    }
 }
 
-/// A thread admitted by [`Gate::admit`]: it holds a slot and counts as in the kernel.
-#[derive(Debug)]
-pub(crate) struct Admission {
-    /// Queued entries it took into the front of the caller's buffer.
-    pub(crate) taken: usize,
-    /// The caller must wake one kernel waiter through the selector.
-    pub(crate) wake: bool,
+/// How a thread goes on from [`Gate::enter`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Enter {
+    /// It took this many queued entries and is released.
+    Taken(usize),
+    /// It waits in the kernel; afterwards it calls [`Gate::back`].
+    Kernel,
+    /// The deadline passed while it waited for a slot.
+    Timeout,
 }
 
-/// The outcome of [`Gate::back`].
-#[derive(Debug)]
-pub(crate) struct Back {
-    /// Queued entries taken into the buffer passed to `back`.
-    pub(crate) taken: usize,
-    /// The caller must wake one kernel waiter through the selector.
-    pub(crate) wake: bool,
-    /// The thread is still admitted and should wait in the kernel again.
-    pub(crate) again: bool,
+/// How a thread goes on after a kernel wait ([`Gate::back`]).
+pub(crate) enum Back<'a> {
+    /// It counts as released: it validates its reports into its buffer, then calls
+    /// [`Gate::ran`].
+    Run,
+    /// Every slot is taken: it validates its reports into the queue through this guard,
+    /// then enters again (and waits on the stack).
+    Full(Stash<'a>),
+}
+
+/// The queue, held under the gate's lock, for a thread that could not run.
+pub(crate) struct Stash<'a>(MutexGuard<'a, State>);
+
+impl Stash<'_> {
+    pub(crate) fn push(&mut self, entry: CompletionEntry, rearm: u64) {
+        self.0.queue.push_back(Queued { entry, rearm });
+    }
 }
 
 impl Gate {
-    pub(crate) fn new(concurrency: usize) -> Arc<Gate> {
-        Arc::new(Gate {
+    pub(crate) fn new(concurrency: usize) -> Gate {
+        Gate {
             concurrency,
             state: Mutex::new(State::default()),
-        })
+        }
     }
 
     pub(crate) fn concurrency(&self) -> usize {
@@ -138,43 +171,151 @@ impl Gate {
         let st = self.lock();
         PortStats {
             queued: st.queue.len(),
-            released: st.active - st.in_kernel,
+            released: st.running,
             waiting_in_kernel: st.in_kernel,
-            waiting_for_slot: st.waiters.len(),
+            waiting_for_slot: st.parked.len(),
         }
     }
 
-    /// Gives back this thread's released slot (on whatever port), then waits until it may
-    /// run: a free slot, or the deadline (`Ok(None)`). Once admitted, the thread counts as
-    /// active and in the kernel, and the queued entries it took are at the front of `out`.
-    pub(crate) fn admit(
-        gate: &Arc<Gate>,
+    /// A thread calls (`released_here`: it was released on this port until now, and calls
+    /// again). It takes queued entries into `out` (their owed re-arms into `rearms`) if a
+    /// slot is free, else waits for one until `deadline`. The `bool` says whether the
+    /// caller must wake a kernel waiter through the selector.
+    pub(crate) fn enter(
+        &self,
         out: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
         deadline: Option<Instant>,
-    ) -> Result<Option<Admission>, Failure> {
-        // A slot held on this gate is taken back here, under the lock, without waking a
-        // parked waiter for it: the caller is the most recent waiter, so it goes first.
-        let kept = take_association(gate);
-        let mut st = gate.lock();
-        if kept {
-            st.active -= 1;
+        released_here: bool,
+    ) -> Result<(Enter, bool), Failure> {
+        let mut st = self.lock();
+        if released_here {
+            st.running -= 1;
         }
         loop {
             if st.closed {
                 return Err(Failure::PortClosed);
             }
-            if st.active < gate.concurrency {
-                st.active += 1;
-                let taken = st.take(out);
-                let wake = gate.pass_on(&mut st);
+            if st.running < self.concurrency {
+                if !st.queue.is_empty() {
+                    let taken = st.take(out, rearms);
+                    st.running += 1;
+                    let wake = self.pass_on(&mut st);
+                    return Ok((Enter::Taken(taken), wake));
+                }
                 st.in_kernel += 1;
-                return Ok(Some(Admission { taken, wake }));
+                return Ok((Enter::Kernel, false));
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
-                return Ok(None);
+                return Ok((Enter::Timeout, false));
             }
-            st = gate.park(st, deadline);
+            st = self.park(st, deadline);
         }
+    }
+
+    /// A thread is back from the kernel; `saw_wake` says whether it saw a kernel wake.
+    ///
+    /// # Errors
+    /// [`Failure::PortClosed`], with whether the caller must pass the closing wake on to
+    /// another kernel waiter.
+    pub(crate) fn back(&self, saw_wake: bool) -> Result<Back<'_>, (Failure, bool)> {
+        let mut st = self.lock();
+        st.in_kernel -= 1;
+        if saw_wake {
+            st.wake_pending = false;
+        }
+        if st.closed {
+            // Closing wakes kernel waiters one at a time: pass it on.
+            return Err((Failure::PortClosed, st.in_kernel > 0));
+        }
+        if st.running < self.concurrency {
+            st.running += 1;
+            return Ok(Back::Run);
+        }
+        Ok(Back::Full(Stash(st)))
+    }
+
+    /// A thread that counted as released after [`back`](Gate::back) validated `got`
+    /// entries; it takes queued ones into `rest`. With none in all, it is not released
+    /// after all. Returns how many it took and whether to wake a kernel waiter.
+    pub(crate) fn ran(
+        &self,
+        got: usize,
+        rest: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
+    ) -> (usize, bool) {
+        let mut st = self.lock();
+        let taken = st.take(rest, rearms);
+        if got + taken == 0 {
+            st.running -= 1;
+        }
+        (taken, self.pass_on(&mut st))
+    }
+
+    /// A thread left the kernel wait without coming back through [`back`](Gate::back) (a
+    /// panic); returns whether to wake a kernel waiter.
+    pub(crate) fn abandon_kernel(&self) -> bool {
+        let mut st = self.lock();
+        st.in_kernel -= 1;
+        self.pass_on(&mut st)
+    }
+
+    /// Queues a posted or REMOVE entry. Returns whether the caller must wake one kernel
+    /// waiter through the selector.
+    pub(crate) fn push(&self, entry: CompletionEntry) -> Result<bool, Failure> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Failure::PortClosed);
+        }
+        st.queue.push_back(Queued {
+            entry,
+            rearm: NO_REARM,
+        });
+        Ok(self.pass_on(&mut st))
+    }
+
+    /// Makes sure someone will serve the queue, or watch the kernel: a thread in the kernel
+    /// (one outstanding wake at a time; returns true when the caller must send it), else
+    /// the most recent parked waiter, if a slot is free.
+    fn pass_on(&self, st: &mut State) -> bool {
+        if st.closed || st.running >= self.concurrency {
+            return false;
+        }
+        if !st.queue.is_empty() && st.in_kernel > 0 {
+            let send = !st.wake_pending;
+            st.wake_pending = true;
+            return send;
+        }
+        if !st.queue.is_empty() || st.in_kernel == 0 {
+            if let Some(w) = st.parked.pop() {
+                w.wake();
+            }
+        }
+        false
+    }
+
+    /// A released thread leaves without calling again (it blocks elsewhere, exits, or
+    /// calls another port): its slot goes to the most recent parked waiter. Returns whether
+    /// to wake a kernel waiter.
+    pub(crate) fn leave(&self) -> bool {
+        let mut st = self.lock();
+        st.running -= 1;
+        if st.closed {
+            return false;
+        }
+        if st.running < self.concurrency {
+            if let Some(w) = st.parked.pop() {
+                w.wake();
+                return false;
+            }
+        }
+        self.pass_on(&mut st)
+    }
+
+    /// Takes a slot back after [`leave`](Gate::leave), even past the limit (as Windows does
+    /// when a thread returns from blocking elsewhere).
+    pub(crate) fn retake(&self) {
+        self.lock().running += 1;
     }
 
     /// Waits on this thread's condition variable until woken, closed, or `deadline`.
@@ -183,10 +324,10 @@ impl Gate {
         mut st: MutexGuard<'a, State>,
         deadline: Option<Instant>,
     ) -> MutexGuard<'a, State> {
-        let waiter = WAITER.with(Arc::clone);
+        let waiter = waiter();
         // `woken` is only written under the lock, which we hold.
         waiter.woken.store(false, Ordering::Relaxed);
-        st.waiters.push(Arc::clone(&waiter));
+        st.parked.push(Arc::clone(&waiter));
         loop {
             st = match deadline {
                 None => waiter.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
@@ -203,111 +344,12 @@ impl Gate {
                 return st;
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
-                if let Some(pos) = st.waiters.iter().rposition(|w| Arc::ptr_eq(w, &waiter)) {
-                    st.waiters.remove(pos);
+                if let Some(pos) = st.parked.iter().rposition(|w| Arc::ptr_eq(w, &waiter)) {
+                    st.parked.remove(pos);
                 }
                 return st;
             }
         }
-    }
-
-    /// An admitted thread is back from one kernel wait that gave it `got` entries (queued
-    /// ones taken before included); `saw_wake` says whether it saw a kernel wake. It takes
-    /// queued entries into `rest` (the free part of its buffer). With entries it becomes a
-    /// released thread. Without, if `again` it stays admitted to wait once more, otherwise
-    /// it gives its slot to the most recent parked waiter.
-    pub(crate) fn back(
-        gate: &Arc<Gate>,
-        got: usize,
-        saw_wake: bool,
-        rest: &mut [CompletionEntry],
-        again: bool,
-    ) -> Back {
-        let mut st = gate.lock();
-        st.in_kernel -= 1;
-        if saw_wake {
-            st.wake_pending = false;
-        }
-        let taken = st.take(rest);
-        if st.closed {
-            // Closing wakes kernel waiters one at a time: pass it on.
-            st.active -= 1;
-            let wake = st.in_kernel > 0;
-            return Back {
-                taken: 0,
-                wake,
-                again: false,
-            };
-        }
-        let wake = gate.pass_on(&mut st);
-        if got + taken > 0 {
-            associate(gate);
-            return Back {
-                taken,
-                wake,
-                again: false,
-            };
-        }
-        if again {
-            st.in_kernel += 1;
-        } else {
-            st.active -= 1;
-            gate.wake_waiter(&mut st);
-        }
-        Back { taken, wake, again }
-    }
-
-    /// Queues a posted or REMOVE entry. Returns whether the caller must wake one kernel
-    /// waiter through the selector.
-    pub(crate) fn push(&self, entry: CompletionEntry) -> Result<bool, Failure> {
-        let mut st = self.lock();
-        if st.closed {
-            return Err(Failure::PortClosed);
-        }
-        st.queue.push_back(entry);
-        Ok(self.pass_on(&mut st))
-    }
-
-    /// Makes sure someone will serve the queue: a thread in the kernel (one outstanding wake
-    /// at a time; returns true when the caller must send it), else the most recent parked
-    /// waiter if a slot is free. Released threads see the queue when they call again.
-    fn pass_on(&self, st: &mut State) -> bool {
-        if st.queue.is_empty() {
-            return false;
-        }
-        if st.in_kernel > 0 {
-            let send = !st.wake_pending;
-            st.wake_pending = true;
-            return send;
-        }
-        self.wake_waiter(st);
-        false
-    }
-
-    /// Wakes the most recent parked waiter if a slot is free for it.
-    fn wake_waiter(&self, st: &mut State) {
-        if st.active >= self.concurrency {
-            return;
-        }
-        if let Some(w) = st.waiters.pop() {
-            w.woken.store(true, Ordering::Relaxed);
-            w.cv.notify_one();
-        }
-    }
-
-    /// Gives back a released slot (the thread calls again, blocks elsewhere, or exits).
-    fn release_slot(&self) {
-        let mut st = self.lock();
-        st.active -= 1;
-        if !st.closed {
-            self.wake_waiter(&mut st);
-        }
-    }
-
-    /// Takes a slot back after [`release_slot`](Gate::release_slot), even past the limit
-    /// (as Windows does when a thread returns from blocking elsewhere).
-    fn retake_slot(&self) {
-        self.lock().active += 1;
     }
 
     /// Closes the gate: queued entries are dropped, parked waiters wake and fail, every
@@ -320,105 +362,35 @@ impl Gate {
         }
         st.closed = true;
         st.queue.clear();
-        for w in st.waiters.drain(..) {
-            w.woken.store(true, Ordering::Relaxed);
-            w.cv.notify_one();
+        for w in st.parked.drain(..) {
+            w.wake();
         }
         st.in_kernel > 0
     }
 }
 
 impl State {
-    fn take(&mut self, out: &mut [CompletionEntry]) -> usize {
+    fn take(&mut self, out: &mut [CompletionEntry], rearms: &mut Vec<u64>) -> usize {
         let n = out.len().min(self.queue.len());
-        for (slot, entry) in out.iter_mut().zip(self.queue.drain(..n)) {
-            *slot = entry;
+        for (slot, queued) in out.iter_mut().zip(self.queue.drain(..n)) {
+            *slot = queued.entry;
+            if queued.rearm != NO_REARM {
+                rearms.push(queued.rearm);
+            }
         }
         n
     }
 }
 
-/// A thread's released slot on one port; given back when dropped. It keeps the gate (not
-/// the port) alive, so that a thread that never calls again can still give its slot back.
-struct Association {
-    /// `None` once the slot was accounted for elsewhere (see `take_association`).
-    gate: Option<Arc<Gate>>,
-}
-
-impl Drop for Association {
-    fn drop(&mut self) {
-        if let Some(gate) = self.gate.take() {
-            gate.release_slot();
-        }
-    }
-}
-
-thread_local! {
+crate::sync::thread_local! {
     static WAITER: Arc<Waiter> = Arc::new(Waiter::new());
 }
 
-#[cfg(not(loom))]
-thread_local! {
-    static RELEASED: RefCell<Option<Association>> = const { RefCell::new(None) };
-}
-
-// loom's `thread_local!` takes no `const` initialiser.
-#[cfg(loom)]
-thread_local! {
-    static RELEASED: RefCell<Option<Association>> = RefCell::new(None);
-}
-
-/// Records that this thread now holds a released slot on `gate`.
-fn associate(gate: &Arc<Gate>) {
-    // The slot was counted by the caller; only the record is set here. A previous
-    // association was given back by `admit`, so there is none to drop under the lock.
-    RELEASED.with(|r| {
-        let previous = r.borrow_mut().replace(Association {
-            gate: Some(Arc::clone(gate)),
-        });
-        debug_assert!(previous.is_none());
-        std::mem::forget(previous);
-    });
-}
-
-/// Forgets this thread's released slot if it is on `gate` and returns true (the caller
-/// then accounts for it under the gate's lock); gives back a slot on any other gate.
-fn take_association(gate: &Arc<Gate>) -> bool {
-    let association = RELEASED.try_with(|r| r.borrow_mut().take()).ok().flatten();
-    match association {
-        Some(mut a) if a.gate.as_ref().is_some_and(|g| Arc::ptr_eq(g, gate)) => {
-            // Emptied first, so that dropping it does not give the slot back.
-            a.gate = None;
-            true
-        }
-        other => {
-            drop(other);
-            false
-        }
-    }
-}
-
-/// Runs `f` with this thread's slot on `gate` given back, if it holds one there.
-pub(crate) fn blocking<R>(gate: &Arc<Gate>, f: impl FnOnce() -> R) -> R {
-    let holds = RELEASED.with(|r| {
-        r.borrow()
-            .as_ref()
-            .and_then(|a| a.gate.as_ref())
-            .is_some_and(|g| Arc::ptr_eq(g, gate))
-    });
-    if !holds {
-        return f();
-    }
-    gate.release_slot();
-    // Restore the slot even if `f` panics, so the count stays right.
-    struct Retake<'a>(&'a Gate);
-    impl Drop for Retake<'_> {
-        fn drop(&mut self) {
-            self.0.retake_slot();
-        }
-    }
-    let _retake = Retake(gate);
-    f()
+/// This thread's waiter; a fresh one in a thread-local destructor (rule 20).
+fn waiter() -> Arc<Waiter> {
+    WAITER
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(Waiter::new()))
 }
 
 /// loom models of the gate: `RUSTFLAGS="--cfg loom" cargo test --release --lib model`.

@@ -138,7 +138,7 @@ fn closed_socket_in_the_middle_of_a_batch(b: Backend) {
     for (key, r) in batch.iter().enumerate() {
         if key == CLOSED {
             let err = r.result().expect_err("closed socket re-armed");
-            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
         } else {
             r.result().unwrap_or_else(|e| panic!("socket {key}: {e}"));
         }

@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use socknotify::{Backend, CompletionEntry, Events, Registration};
+use socknotify::{Backend, CompletionEntry, ErrorCause, Events, Registration};
 use util::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -231,18 +231,17 @@ fn bad_descriptors_get_their_error_and_change_nothing() {
                 Registration::from_bits(fd, 9, 0, 0x04, 0),
             ]
         };
-        let kinds = |r: &[Registration]| -> Vec<ErrorKind> {
-            r.iter().map(|r| r.result().unwrap_err().kind()).collect()
+        let kinds = |r: &[Registration]| -> Vec<ErrorCause> {
+            r.iter()
+                .map(|r| ErrorCause::of(&r.result().unwrap_err()).expect("a socknotify error"))
+                .collect()
         };
-        use ErrorKind::{InvalidInput, NotFound};
-        // Negative: invalid whatever the operation. Far above any open number (the limit
-        // here is far below 2^24, so no other thread can have it open): never registered.
-        for (fd, want) in [
-            (-1, [InvalidInput; 4]),
-            (i32::MIN, [InvalidInput; 4]),
-            (1 << 24, [InvalidInput, InvalidInput, NotFound, NotFound]),
-            (i32::MAX, [InvalidInput, InvalidInput, NotFound, NotFound]),
-        ] {
+        use ErrorCause::{BadDescriptor, NotSocket};
+        // Negative, or far above any open number (the limit here is far below 2^24, so no
+        // other thread can have it open): a closed descriptor whatever the operation, with
+        // the OS code EBADF (rule 22).
+        for fd in [-1, i32::MIN, 1 << 24, i32::MAX] {
+            let want = [BadDescriptor; 4];
             let mut batch = ops(fd);
             apply(&port, &mut batch);
             assert_eq!(kinds(&batch), want, "descriptor {fd}");
@@ -250,8 +249,11 @@ fn bad_descriptors_get_their_error_and_change_nothing() {
         for (what, fd) in non_sockets() {
             let mut batch = ops(fd.as_raw_fd());
             apply(&port, &mut batch);
-            let want = [InvalidInput, InvalidInput, NotFound, NotFound];
-            assert_eq!(kinds(&batch), want, "{what}");
+            assert_eq!(kinds(&batch), [NotSocket; 4], "{what}");
+            for r in &batch {
+                let code = r.result().unwrap_err().raw_os_error();
+                assert_eq!(code, Some(libc::ENOTSOCK), "{what}");
+            }
         }
         // The real registration is untouched.
         assert_eq!(port.registrations(), 1);

@@ -1,11 +1,20 @@
 //! The `epoll(7)` backend.
 //!
 //! Interest: `IN` → `EPOLLIN`, `OUT` → `EPOLLOUT`, `HANGUP` → `EPOLLRDHUP` (the kernel adds
-//! `EPOLLERR | EPOLLHUP` itself); `EDGE` → `EPOLLET`, `ONESHOT` → `EPOLLONESHOT`.
+//! `EPOLLERR | EPOLLHUP` itself); `EPOLLONESHOT` for one-shot interest, `EPOLLET` for edge
+//! interest. [`Op::Check`] is an `EPOLL_CTL_ADD` that must fail with `EEXIST`: the item
+//! for this file and number is still there (an add that succeeds is undone at once).
+//!
+//! A change whose `epoll_ctl` fails with `ENOENT` or `EBADF` is [`ChangeError::Gone`]: epoll
+//! keys its items by open file *and* descriptor number, so `EPOLL_CTL_MOD` on a number that
+//! was closed (`EBADF`) or reused by another file (`ENOENT`) cannot touch the old item.
+//! That makes every change an identity check for free.
 //!
 //! Waking: an `eventfd` registered edge-triggered with [`WAKE_TOKEN`]. Every write to it is
 //! a new edge, and epoll wakes its waiters exclusively, so one `wake` releases one thread.
 //! The counter is never read: at one write per wake it cannot reach its limit (2^64 - 2).
+//! epoll queues its waiters most recent first, so the most recent waiter is the one woken
+//! (rule 18's LIFO, for free).
 //!
 //! # References
 //! - [`epoll_ctl(2)`](https://man7.org/linux/man-pages/man2/epoll_ctl.2.html)
@@ -17,8 +26,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{syscall, Change, RawEvent, Readiness, PROBE_TOKEN, WAKE_TOKEN};
-use crate::event::{Events, Trigger};
+use super::{syscall, Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
+use crate::event::Events;
 
 /// An epoll instance and its waker.
 #[derive(Debug)]
@@ -55,51 +64,24 @@ impl Selector {
         self.epoll.as_raw_fd()
     }
 
-    pub(crate) fn add(
-        &self,
-        fd: RawFd,
-        token: u64,
-        filter: Events,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        self.ctl_interest(libc::EPOLL_CTL_ADD, fd, token, interest(filter, trigger))
+    /// Applies each change with its own `epoll_ctl`.
+    pub(crate) fn apply(&self, changes: &mut [Change]) {
+        for change in changes {
+            change.result = self.apply_one(change);
+        }
     }
 
-    pub(crate) fn modify(
-        &self,
-        fd: RawFd,
-        token: u64,
-        filter: Events,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        self.ctl_interest(libc::EPOLL_CTL_MOD, fd, token, interest(filter, trigger))
-    }
-
-    /// Applies a change planned by the registry: `modify`, or `disarm` without interest.
-    pub(crate) fn apply(&self, change: &Change) -> io::Result<()> {
-        self.ctl_interest(
-            libc::EPOLL_CTL_MOD,
-            change.fd,
-            change.token,
-            change_bits(change),
-        )
-    }
-
-    pub(crate) fn disarm(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        // A one-shot interest in nothing: the kernel may still report ERR or HUP once,
-        // which the registry drops because the registration is disabled.
-        self.ctl_interest(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLONESHOT as u32)
-    }
-
-    fn ctl_interest(&self, op: libc::c_int, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
-        let mut event = libc::epoll_event { events, u64: token };
-        ctl(self.fd(), op, fd, &mut event)
-    }
-
-    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        // A non-null event for kernels before 2.6.9 (epoll_ctl(2), BUGS).
-        let mut event = libc::epoll_event { events: 0, u64: 0 };
-        ctl(self.fd(), libc::EPOLL_CTL_DEL, fd, &mut event)
+    /// Applies one change directly, following an `ADD` that finds a stale item with `MOD`.
+    pub(crate) fn apply_one(&self, change: &Change) -> Result<(), ChangeError> {
+        let (op, bits) = epoll_op(change.op);
+        let mut event = libc::epoll_event {
+            events: bits,
+            u64: change.token,
+        };
+        match ctl(self.fd(), op, change.socket, &mut event) {
+            Ok(()) => settle_ok(self, change),
+            Err(e) => settle_error(self, change, &e),
+        }
     }
 
     pub(crate) fn wait(
@@ -111,15 +93,14 @@ impl Selector {
         thread_local! {
             static EVENTS: RefCell<Vec<libc::epoll_event>> = const { RefCell::new(Vec::new()) };
         }
-        let max = max.clamp(1, i32::MAX as usize);
+        let max = max.clamp(1, 1024);
         let timeout_ms = timeout_ms(timeout);
-        EVENTS.with(|events| {
-            let mut events = events.borrow_mut();
+        let mut wait = |events: &mut Vec<libc::epoll_event>| {
             events.clear();
             events.reserve(max);
             // SAFETY: the pointer is valid for `max` writes (just reserved); the kernel
-            // writes `n <= max` initialised entries, and the length is set to `n` only after
-            // it returns successfully.
+            // writes `n <= max` initialised entries, and the length is set to `n` only
+            // after it returns successfully.
             let n = syscall!(epoll_wait(
                 self.fd(),
                 events.as_mut_ptr(),
@@ -128,25 +109,13 @@ impl Selector {
             ))?;
             // SAFETY: the kernel initialised the first `n` entries (see above).
             unsafe { events.set_len(n as usize) };
-            convert(&events, buf);
+            convert(events, buf);
             Ok(())
-        })
-    }
-
-    /// Applies `changes` one by one, then waits if `max > 0`: what a backend without
-    /// batching does with a batch.
-    pub(crate) fn submit(
-        &self,
-        changes: &[Change],
-        results: &mut Vec<io::Result<()>>,
-        buf: &mut Vec<RawEvent>,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
-        results.extend(changes.iter().map(|c| self.apply(c)));
-        match max {
-            0 => Ok(()),
-            _ => self.wait(buf, max, timeout),
+        };
+        // A thread-local destructor may call this after the buffer is gone (rule 20).
+        match EVENTS.try_with(|events| wait(&mut events.borrow_mut())) {
+            Ok(result) => result,
+            Err(_) => wait(&mut Vec::new()),
         }
     }
 
@@ -166,20 +135,58 @@ impl Selector {
     }
 }
 
-/// Whether the epoll instance `epfd` watches the open file `fd` names now: `EPOLL_CTL_ADD`
-/// fails with `EEXIST` exactly then. If the add succeeds, it is undone at once.
-pub(crate) fn probe(epfd: RawFd, fd: RawFd) -> io::Result<bool> {
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLONESHOT as u32,
-        u64: PROBE_TOKEN,
-    };
-    match ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut event) {
-        Ok(()) => {
-            ctl(epfd, libc::EPOLL_CTL_DEL, fd, &mut event)?;
-            Ok(false)
+/// The `epoll_ctl` operation and interest bits of a change.
+pub(crate) fn epoll_op(op: Op) -> (libc::c_int, u32) {
+    match op {
+        Op::Add(i) => (libc::EPOLL_CTL_ADD, interest(i)),
+        Op::Arm(i) => (libc::EPOLL_CTL_MOD, interest(i)),
+        // A one-shot interest in nothing: the kernel may still report ERR or HUP once,
+        // which the registry drops because the registration is not armed.
+        Op::Disarm => (libc::EPOLL_CTL_MOD, libc::EPOLLONESHOT as u32),
+        Op::Delete => (libc::EPOLL_CTL_DEL, 0),
+        Op::Check => (libc::EPOLL_CTL_ADD, libc::EPOLLONESHOT as u32),
+    }
+}
+
+/// The result of a change whose `epoll_ctl` succeeded: a check's add means the number names
+/// another file now, whose new item goes again.
+pub(crate) fn settle_ok(selector: &Selector, change: &Change) -> Result<(), ChangeError> {
+    if change.op == Op::Check {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
+        let _ = ctl(
+            selector.fd(),
+            libc::EPOLL_CTL_DEL,
+            change.socket,
+            &mut event,
+        );
+        return Err(ChangeError::Gone);
+    }
+    Ok(())
+}
+
+/// The result of a change whose `epoll_ctl` failed with `err`: an `ADD` that finds a stale
+/// item of the same file and number (a socket whose registration ended while a duplicate
+/// kept it open, then given its number back) takes the item over with `MOD`.
+pub(crate) fn settle_error(
+    selector: &Selector,
+    change: &Change,
+    err: &io::Error,
+) -> Result<(), ChangeError> {
+    match (change.op, err.raw_os_error()) {
+        (Op::Add(i), Some(libc::EEXIST)) => {
+            selector.apply_one(&Change::new(change.socket, change.token, Op::Arm(i)))
         }
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(true),
-        Err(e) => Err(e),
+        (Op::Check, Some(libc::EEXIST)) => Ok(()),
+        (_, code) => Err(change_error(code)),
+    }
+}
+
+/// The backend-neutral form of an `epoll_ctl` error.
+pub(crate) fn change_error(code: Option<i32>) -> ChangeError {
+    match code {
+        Some(libc::ENOENT | libc::EBADF) => ChangeError::Gone,
+        Some(code) => ChangeError::Os(code),
+        None => ChangeError::Os(libc::EIO),
     }
 }
 
@@ -197,16 +204,9 @@ pub(crate) fn convert(events: &[libc::epoll_event], buf: &mut Vec<RawEvent>) {
     }));
 }
 
-/// The epoll interest bits of a planned change (`disarm` when it has no interest).
-pub(crate) fn change_bits(change: &Change) -> u32 {
-    match change.interest {
-        Some((filter, trigger)) => interest(filter, trigger),
-        None => libc::EPOLLONESHOT as u32,
-    }
-}
-
-/// The epoll interest bits for a filter and trigger.
-pub(crate) fn interest(filter: Events, trigger: Trigger) -> u32 {
+/// The epoll interest bits for an interest.
+pub(crate) fn interest(interest: Interest) -> u32 {
+    let filter = interest.filter;
     let mut bits = 0;
     if filter.contains(Events::IN) {
         bits |= libc::EPOLLIN;
@@ -217,10 +217,10 @@ pub(crate) fn interest(filter: Events, trigger: Trigger) -> u32 {
     if filter.contains(Events::HANGUP) {
         bits |= libc::EPOLLRDHUP;
     }
-    if trigger.contains(Trigger::EDGE) {
+    if interest.edge {
         bits |= libc::EPOLLET;
     }
-    if trigger.contains(Trigger::ONESHOT) {
+    if interest.oneshot {
         bits |= libc::EPOLLONESHOT;
     }
     bits as u32
@@ -273,11 +273,31 @@ mod tests {
 
     #[test]
     fn interest_bits() {
-        let i = interest(
-            Events::IN | Events::HANGUP,
-            Trigger::ONESHOT | Trigger::EDGE,
+        use crate::event::Trigger;
+        let filter = Events::IN | Events::HANGUP;
+        let base = libc::EPOLLIN | libc::EPOLLRDHUP;
+        let cases = [
+            (
+                Trigger::ONESHOT | Trigger::EDGE,
+                base | libc::EPOLLONESHOT | libc::EPOLLET,
+            ),
+            (Trigger::ONESHOT | Trigger::LEVEL, base | libc::EPOLLONESHOT),
+            (
+                Trigger::PERSISTENT | Trigger::LEVEL,
+                base | libc::EPOLLONESHOT,
+            ),
+            (Trigger::PERSISTENT | Trigger::EDGE, base | libc::EPOLLET),
+        ];
+        for (trigger, want) in cases {
+            assert_eq!(
+                interest(Interest::of(filter, trigger)),
+                want as u32,
+                "{trigger:?}"
+            );
+        }
+        assert_eq!(
+            interest(Interest::parked(filter)),
+            (base | libc::EPOLLET) as u32
         );
-        let want = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT | libc::EPOLLET;
-        assert_eq!(i, want as u32);
     }
 }

@@ -6,30 +6,28 @@
 //! ordering, the concurrency gate, flag validation) live above it in `registry.rs`,
 //! `queue.rs` and `port.rs`, written once. A backend provides a `Selector` with:
 //!
-//! - `add(fd, token, filter, trigger)`: start watching the socket `fd`; later readiness is
-//!   reported with `token`. Fails with `EEXIST` if this selector already watches the open
-//!   file that `fd` names, `EBADF` if `fd` is closed.
-//! - `modify(fd, token, filter, trigger)`: replace the interest and the token and re-arm.
-//!   Fails with `ENOENT` when the selector does not watch the file `fd` names *now*: that
-//!   is how the registry learns that a registered socket was closed (and maybe its number
-//!   reused), because closing a descriptor removes it from the kernel's interest set.
-//! - `disarm(fd, token)`: keep watching but report nothing (at most one stray report that
-//!   the registry drops by its token). Errors as `modify`.
-//! - `delete(fd)`: stop watching. Errors as `modify`.
-//! - `wait(buf, max, timeout)`: append at most `max` [`RawEvent`]s to `buf`, blocking up to
-//!   `timeout` (`None`: forever) until at least one event or a `wake`. Many threads may wait
-//!   at once; one readiness report or one `wake` releases one waiter, not all of them.
-//! - `wake()`: release one waiter (or make the next `wait` return at once). A waiter sees
-//!   the wake as an event with token [`WAKE_TOKEN`].
-//! - `fd()`: a descriptor that other ports may pass to [`probe`] while this selector lives.
+//! - `apply(changes)`: applies each [`Change`] in order and fills in its `result`. The
+//!   registry holds the lock of each change's registration until `apply` returns, so a
+//!   socket's changes reach the kernel in the order the registry decided them, whatever
+//!   the backend batches. `apply` never blocks on I/O.
+//! - `wait(out, max, timeout)`: appends at most `max` [`RawEvent`]s to `out`, blocking up
+//!   to `timeout` (`None`: forever) until at least one report or a `wake`. Many threads may
+//!   wait at once; one report or one wake releases one waiter, the most recent first where
+//!   the kernel allows it.
+//! - `wake()`: releases one waiter, or makes the next `wait` return at once; the waiter
+//!   sees a report with [`WAKE_TOKEN`].
 //!
-//! And the free functions [`socket_kind`] (is this a socket, and is it a datagram socket)
-//! and [`probe`] (does another port's selector watch the file `fd` names now).
+//! Kernel interest is **one-shot** or **edge** ([`Interest`]): each [`Op::Add`] or
+//! [`Op::Arm`] with one-shot interest yields at most one report, then the socket reports
+//! nothing until the next `Arm`; edge interest reports each new edge. Neither can make the
+//! port spin on a lasting condition, even for a kernel item that the registry has lost
+//! track of (a registered descriptor closed while a duplicate keeps the socket open). A
+//! registration's token is fixed when it is created, so a report never needs a token that
+//! a later change replaced.
 //!
-//! Readiness is reported in backend-neutral [`Readiness`] bits; the registry turns them
-//! into [`Events`](crate::Events) using the registration's filter.
+//! Errors are backend-neutral ([`ChangeError`]): the registry never looks at `errno`.
 //!
-//! Backends on one OS are chosen at `build()` through the `Selector` enum below: the only
+//! Backends on one OS are chosen at `build()` through the [`Selector`] enum below: the only
 //! place that dispatches.
 
 use std::io;
@@ -40,6 +38,7 @@ use crate::event::{Events, Trigger};
 use crate::port::Backend;
 
 pub(crate) mod epoll;
+#[cfg(feature = "io-uring")]
 pub(crate) mod uring;
 
 /// Calls a libc function and turns `-1` into the thread's `errno`, as mio's `syscall!`.
@@ -58,10 +57,11 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
-/// The token a waiter sees when it was woken by [`Selector::wake`].
+/// How a socket is named to the kernel.
+pub(crate) type Socket = RawFd;
+
+/// The token a waiter sees when it was woken by `Selector::wake`.
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
-/// The token used while probing another port's selector; never a registration's.
-pub(crate) const PROBE_TOKEN: u64 = u64::MAX - 1;
 
 /// Readiness as the kernel reported it, before the registration's filter applies.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,33 +112,115 @@ pub(crate) struct RawEvent {
     pub(crate) readiness: Readiness,
 }
 
-/// An interest change a batching backend submits together with its wait: `modify` with
-/// `interest`, or `disarm` when it is `None`.
+/// What the kernel should watch for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interest {
+    /// `IN | OUT | HANGUP`, as the registration asks.
+    pub(crate) filter: Events,
+    /// Report the condition when it becomes true rather than while it holds.
+    pub(crate) edge: bool,
+    /// At most one report, then nothing until the next `Arm`. Without it (edge interest
+    /// only), each new edge is reported: it cannot spin either, since a lasting condition
+    /// is reported once.
+    pub(crate) oneshot: bool,
+}
+
+impl Interest {
+    /// The kernel interest of a registration with `filter` and `trigger`: one-shot, except
+    /// for persistent EDGE, whose every new edge must be reported without a re-arm (a
+    /// re-arm would report data that is still unread, rule 11).
+    pub(crate) fn of(filter: Events, trigger: Trigger) -> Interest {
+        Interest {
+            filter,
+            edge: trigger.is_edge(),
+            oneshot: !trigger.is_edge() || trigger.is_oneshot(),
+        }
+    }
+
+    /// Interest for a registration whose socket sits in a condition its filter leaves out
+    /// (a hang-up without `HANGUP` in the filter), which one-shot interest would report
+    /// again at each re-arm: the socket's next state change instead.
+    pub(crate) fn parked(filter: Events) -> Interest {
+        Interest {
+            filter,
+            edge: true,
+            oneshot: false,
+        }
+    }
+}
+
+/// One change of the kernel's interest in one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Start watching the socket; its reports carry the change's token. Replaces any stale
+    /// kernel item the selector still has for the same socket and descriptor.
+    Add(Interest),
+    /// Replace the interest of a watched socket and arm it again.
+    Arm(Interest),
+    /// Keep watching but report nothing until the next `Arm`.
+    Disarm,
+    /// Stop watching.
+    Delete,
+    /// Change nothing; succeed if the descriptor still names the watched socket, else
+    /// [`ChangeError::Gone`].
+    Check,
+}
+
+/// Why a change failed, in terms the registry acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChangeError {
+    /// The descriptor no longer names the socket the selector watches: it was closed, and
+    /// perhaps reused by another file.
+    Gone,
+    /// Any other failure, with the operating system's code.
+    Os(i32),
+}
+
+/// A change and, once applied, its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Change {
-    pub(crate) fd: RawFd,
+    pub(crate) socket: Socket,
     pub(crate) token: u64,
-    pub(crate) interest: Option<(Events, Trigger)>,
+    pub(crate) op: Op,
+    pub(crate) result: Result<(), ChangeError>,
 }
 
-/// What kind of socket a descriptor names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SocketKind {
-    /// Stream and sequenced-packet sockets: HANGUP is meaningful.
-    Stream,
-    /// Datagram and raw sockets: never HANGUP.
-    Datagram,
+impl Change {
+    pub(crate) fn new(socket: Socket, token: u64, op: Op) -> Change {
+        Change {
+            socket,
+            token,
+            op,
+            result: Ok(()),
+        }
+    }
 }
 
-/// Whether `fd` is an open socket, and which kind.
-///
-/// # Errors
-/// `EBADF` for a closed descriptor, `ENOTSOCK` for any other file.
-pub(crate) fn socket_kind(fd: RawFd) -> io::Result<SocketKind> {
+/// Socket identity: the kernel's cookie for the open socket (`SO_COOKIE`, Linux 4.12),
+/// the same for every descriptor of the socket (`dup`, `SCM_RIGHTS`) and never reused
+/// while the system runs. It also answers rule 8: `ENOTSOCK` for any other file, `EBADF`
+/// for a closed descriptor.
+pub(crate) fn socket_identity(fd: Socket) -> io::Result<u64> {
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `cookie` and `len` are valid for writes of the sizes passed; any `fd` value
+    // is acceptable to the kernel (a bad one gives EBADF or ENOTSOCK).
+    syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_COOKIE,
+        (&mut cookie as *mut u64).cast(),
+        &mut len,
+    ))?;
+    Ok(cookie)
+}
+
+/// Whether the socket `fd` is a datagram (or raw) socket, which never reports HANGUP
+/// (rule 14). Asked only of registrations whose filter has HANGUP.
+pub(crate) fn is_datagram(fd: Socket) -> io::Result<bool> {
     let mut ty: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `ty` and `len` are valid for writes of the sizes passed; any `fd` value is
-    // acceptable to the kernel (a bad one gives EBADF or ENOTSOCK).
+    // SAFETY: as in `socket_identity`.
     syscall!(getsockopt(
         fd,
         libc::SOL_SOCKET,
@@ -146,22 +228,14 @@ pub(crate) fn socket_kind(fd: RawFd) -> io::Result<SocketKind> {
         (&mut ty as *mut libc::c_int).cast(),
         &mut len,
     ))?;
-    Ok(match ty {
-        libc::SOCK_DGRAM | libc::SOCK_RAW => SocketKind::Datagram,
-        _ => SocketKind::Stream,
-    })
-}
-
-/// Whether the selector behind `selector_fd` (another port's, kept open by the ownership
-/// table while this runs) watches the open file that `fd` names now.
-pub(crate) fn probe(selector_fd: RawFd, fd: RawFd) -> io::Result<bool> {
-    epoll::probe(selector_fd, fd)
+    Ok(matches!(ty, libc::SOCK_DGRAM | libc::SOCK_RAW))
 }
 
 /// The selector of one port: the single place that dispatches between backends.
 #[derive(Debug)]
 pub(crate) enum Selector {
     Epoll(epoll::Selector),
+    #[cfg(feature = "io-uring")]
     IoUring(uring::Selector),
 }
 
@@ -169,105 +243,56 @@ impl Selector {
     pub(crate) fn new(backend: Backend) -> io::Result<Selector> {
         match backend {
             Backend::Epoll => Ok(Selector::Epoll(epoll::Selector::new()?)),
+            #[cfg(feature = "io-uring")]
             Backend::IoUring => Ok(Selector::IoUring(uring::Selector::new()?)),
-            Backend::Auto => match uring::Selector::new() {
-                Ok(s) => Ok(Selector::IoUring(s)),
-                Err(_) => Ok(Selector::Epoll(epoll::Selector::new()?)),
-            },
+            #[cfg(not(feature = "io-uring"))]
+            Backend::IoUring => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "socknotify was built without its `io-uring` feature",
+            )),
+            Backend::Auto => {
+                #[cfg(feature = "io-uring")]
+                if let Ok(s) = uring::Selector::new() {
+                    return Ok(Selector::IoUring(s));
+                }
+                Ok(Selector::Epoll(epoll::Selector::new()?))
+            }
         }
     }
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
             Selector::Epoll(_) => Backend::Epoll,
+            #[cfg(feature = "io-uring")]
             Selector::IoUring(_) => Backend::IoUring,
         }
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
+    pub(crate) fn apply(&self, changes: &mut [Change]) {
         match self {
-            Selector::Epoll(s) => s.fd(),
-            Selector::IoUring(s) => s.fd(),
-        }
-    }
-
-    pub(crate) fn add(
-        &self,
-        fd: RawFd,
-        token: u64,
-        filter: Events,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.add(fd, token, filter, trigger),
-            Selector::IoUring(s) => s.add(fd, token, filter, trigger),
-        }
-    }
-
-    pub(crate) fn modify(
-        &self,
-        fd: RawFd,
-        token: u64,
-        filter: Events,
-        trigger: Trigger,
-    ) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.modify(fd, token, filter, trigger),
-            Selector::IoUring(s) => s.modify(fd, token, filter, trigger),
-        }
-    }
-
-    pub(crate) fn disarm(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.disarm(fd, token),
-            Selector::IoUring(s) => s.disarm(fd, token),
-        }
-    }
-
-    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.delete(fd),
-            Selector::IoUring(s) => s.delete(fd),
+            Selector::Epoll(s) => s.apply(changes),
+            #[cfg(feature = "io-uring")]
+            Selector::IoUring(s) => s.apply(changes),
         }
     }
 
     pub(crate) fn wait(
         &self,
-        buf: &mut Vec<RawEvent>,
+        out: &mut Vec<RawEvent>,
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         match self {
-            Selector::Epoll(s) => s.wait(buf, max, timeout),
-            Selector::IoUring(s) => s.wait(buf, max, timeout),
-        }
-    }
-
-    /// Whether [`submit`](Selector::submit) batches changes with the wait in one kernel
-    /// transition; if not, the registry applies changes one by one at once.
-    pub(crate) fn batches(&self) -> bool {
-        matches!(self, Selector::IoUring(_))
-    }
-
-    /// Applies `changes` (their results go to `results`, in order), then waits as
-    /// [`wait`](Selector::wait) does if `max > 0`.
-    pub(crate) fn submit(
-        &self,
-        changes: &[Change],
-        results: &mut Vec<io::Result<()>>,
-        buf: &mut Vec<RawEvent>,
-        max: usize,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.submit(changes, results, buf, max, timeout),
-            Selector::IoUring(s) => s.submit(changes, results, buf, max, timeout),
+            Selector::Epoll(s) => s.wait(out, max, timeout),
+            #[cfg(feature = "io-uring")]
+            Selector::IoUring(s) => s.wait(out, max, timeout),
         }
     }
 
     pub(crate) fn wake(&self) -> io::Result<()> {
         match self {
             Selector::Epoll(s) => s.wake(),
+            #[cfg(feature = "io-uring")]
             Selector::IoUring(s) => s.wake(),
         }
     }
@@ -292,5 +317,21 @@ mod tests {
         let hup = Readiness::new(Readiness::HANGUP);
         assert_eq!(hup.events(Events::IN | Events::OUT, false), Events::empty());
         assert_eq!(hup.events(Events::HANGUP, false), Events::HANGUP);
+    }
+
+    #[test]
+    fn identity_is_the_socket_not_the_descriptor() {
+        use std::os::fd::AsRawFd;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let dup = a.try_clone().unwrap();
+        let id = socket_identity(a.as_raw_fd()).unwrap();
+        assert_eq!(socket_identity(dup.as_raw_fd()).unwrap(), id);
+        assert_ne!(socket_identity(b.as_raw_fd()).unwrap(), id);
+        let file = std::fs::File::open("Cargo.toml").unwrap();
+        let err = socket_identity(file.as_raw_fd()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+        // A closed number could be reused by a parallel test; -1 is never open.
+        let err = socket_identity(-1).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }
 }
