@@ -434,28 +434,41 @@ mod model {
         }
     }
 
-    /// The port's dequeue loop without sockets: admit, wait in the kernel, come back.
-    fn dequeue(gate: &Arc<Gate>, kernel: &Kernel, out: &mut [CompletionEntry]) -> usize {
-        let admission = match Gate::admit(gate, out, None) {
-            Ok(Some(a)) => a,
-            _ => return 0,
-        };
-        if admission.wake {
-            kernel.wake();
-        }
-        let mut got = admission.taken;
+    /// The port's dequeue loop without sockets: enter, wait in the kernel, come back.
+    fn dequeue(gate: &Gate, kernel: &Kernel, out: &mut [CompletionEntry]) -> usize {
+        let mut rearms = Vec::new();
         loop {
-            let saw_wake = got < out.len() && kernel.wait(got == 0);
-            let back = Gate::back(gate, got, saw_wake, &mut out[got..], got == 0);
-            if back.wake {
+            let (enter, wake) = match gate.enter(out, &mut rearms, None, false) {
+                Ok(e) => e,
+                Err(_) => return 0,
+            };
+            if wake {
                 kernel.wake();
             }
-            got += back.taken;
-            if !back.again {
-                return got;
+            match enter {
+                Enter::Taken(n) => return n,
+                Enter::Timeout => return 0,
+                Enter::Kernel => {}
             }
-            if gate.is_closed() {
-                return got;
+            let saw_wake = kernel.wait(true);
+            match gate.back(saw_wake) {
+                Err((_, pass_on)) => {
+                    if pass_on {
+                        kernel.wake();
+                    }
+                    return 0;
+                }
+                Ok(Back::Run) => {
+                    let (taken, wake) = gate.ran(0, out, &mut rearms);
+                    if wake {
+                        kernel.wake();
+                    }
+                    if taken > 0 {
+                        return taken;
+                    }
+                }
+                // The fake kernel has no reports to stash.
+                Ok(Back::Full(_)) => {}
             }
         }
     }
@@ -470,10 +483,11 @@ mod model {
         builder.check(f);
     }
 
-    /// Gives back this thread's released slot, as its next call or its exit would.
-    fn release_current_thread() {
-        let association = RELEASED.with(|r| r.borrow_mut().take());
-        drop(association);
+    /// Gives back this thread's released slot, as its exit would.
+    fn release_current_thread(gate: &Gate, kernel: &Kernel) {
+        if gate.leave() {
+            kernel.wake();
+        }
     }
 
     fn post(gate: &Gate, kernel: &Kernel, key: usize) {
@@ -487,7 +501,7 @@ mod model {
     #[test]
     fn two_posts_reach_two_waiters() {
         model(|| {
-            let gate = Gate::new(2);
+            let gate = Arc::new(Gate::new(2));
             let kernel = Kernel::new();
             let handles: Vec<_> = (0..2)
                 .map(|_| {
@@ -495,8 +509,8 @@ mod model {
                     thread::spawn(move || {
                         let mut out = [CompletionEntry::default(); 1];
                         let n = dequeue(&gate, &kernel, &mut out);
-                        release_current_thread();
                         assert_eq!(n, 1);
+                        release_current_thread(&gate, &kernel);
                         out[0].key
                     })
                 })
@@ -514,7 +528,7 @@ mod model {
     #[test]
     fn concurrency_one_serialises_release() {
         model(|| {
-            let gate = Gate::new(1);
+            let gate = Arc::new(Gate::new(1));
             let kernel = Kernel::new();
             post(&gate, &kernel, 1);
             post(&gate, &kernel, 2);
@@ -527,7 +541,7 @@ mod model {
                         assert_eq!(n, 1);
                         let released = gate.stats().released;
                         assert!(released <= 1, "{released} released with concurrency 1");
-                        release_current_thread();
+                        release_current_thread(&gate, &kernel);
                         out[0].key
                     })
                 })
@@ -543,7 +557,7 @@ mod model {
     #[test]
     fn close_wakes_every_waiter() {
         model(|| {
-            let gate = Gate::new(1);
+            let gate = Arc::new(Gate::new(1));
             let kernel = Kernel::new();
             let handles: Vec<_> = (0..2)
                 .map(|_| {
@@ -561,6 +575,49 @@ mod model {
                 assert_eq!(h.join().unwrap(), 0);
             }
             assert!(gate.push(CompletionEntry::default()).is_err());
+        });
+    }
+
+    /// Rule 18, "a released thread that blocks frees its slot", with a settler that blocks:
+    /// concurrency 1, thread A is released and then blocks elsewhere (it leaves), and
+    /// inside that wait it calls the port again; thread B waits for a slot meanwhile.
+    /// Both posted entries are delivered, and the released count never exceeds the
+    /// concurrency except while A comes back from blocking.
+    #[test]
+    fn a_thread_that_blocks_hands_its_slot_on() {
+        model(|| {
+            let gate = Arc::new(Gate::new(1));
+            let kernel = Kernel::new();
+            post(&gate, &kernel, 1);
+            let mut out = [CompletionEntry::default(); 1];
+            assert_eq!(dequeue(&gate, &kernel, &mut out), 1); // A is released
+            let b = {
+                let (gate, kernel) = (gate.clone(), kernel.clone());
+                thread::spawn(move || {
+                    let mut out = [CompletionEntry::default(); 1];
+                    let n = dequeue(&gate, &kernel, &mut out);
+                    release_current_thread(&gate, &kernel);
+                    (n, out[0].key)
+                })
+            };
+            // A blocks elsewhere: its slot goes; inside, it posts and dequeues again.
+            if gate.leave() {
+                kernel.wake();
+            }
+            post(&gate, &kernel, 2);
+            post(&gate, &kernel, 3);
+            let n = dequeue(&gate, &kernel, &mut out);
+            assert_eq!(n, 1);
+            let mine = out[0].key;
+            // Back from the inner call's release, then from blocking: A's release ended
+            // inside, so the outer one is not taken back.
+            release_current_thread(&gate, &kernel);
+            let (n, theirs) = b.join().unwrap();
+            assert_eq!(n, 1);
+            let mut keys = [mine, theirs];
+            keys.sort_unstable();
+            assert_eq!(keys, [2, 3]);
+            assert_eq!(gate.stats(), PortStats::default());
         });
     }
 }

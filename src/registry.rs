@@ -835,3 +835,172 @@ mod tests {
         assert_eq!(split(last), (MAX_SLOTS as u32 - 1, u32::MAX));
     }
 }
+
+/// loom models of the registry's ordering: `RUSTFLAGS="--cfg loom" cargo test --release
+/// --lib model`.
+///
+/// Each slot's lock is loom's, so loom explores the orders in which threads changing one
+/// registration and a thread validating a kernel report take it; the kernel is a real epoll
+/// instance (its calls are not interleaved by loom, which is the point: each change reaches
+/// the kernel under the slot's lock). A harvested report is simulated by its token,
+/// captured before the threads run.
+#[cfg(all(test, loom))]
+mod model {
+    use super::*;
+    use crate::port::Backend;
+    use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    struct Fixture {
+        selector: Selector,
+        registry: Registry,
+        fd: RawFd,
+        /// The report the kernel made for the registration's first arm.
+        harvested: RawEvent,
+        /// The socket pair, open for the model's length; the peer has written a byte.
+        _pair: (UnixStream, UnixStream),
+    }
+
+    fn apply(fx: &Fixture, request: Request) -> (Result<(), Failure>, Vec<CompletionEntry>) {
+        let mut result = Err(Failure::NotProcessed);
+        let mut removed = Vec::new();
+        fx.registry.apply(
+            &fx.selector,
+            std::iter::once((0, request)),
+            &[],
+            &mut |_, r| result = r,
+            &mut removed,
+        );
+        (result, removed)
+    }
+
+    fn enable(fd: RawFd, filter: Events) -> Request {
+        Request::Enable {
+            fd,
+            key: 7,
+            filter,
+            trigger: Trigger::ONESHOT | Trigger::LEVEL,
+        }
+    }
+
+    /// Reports the kernel has now, turned into entries.
+    fn harvest(fx: &Fixture) -> usize {
+        let mut raw = Vec::new();
+        fx.selector
+            .wait(&mut raw, 8, Some(Duration::ZERO))
+            .expect("epoll_wait");
+        raw.iter()
+            .filter_map(|e| fx.registry.deliver(&fx.selector, *e))
+            .count()
+    }
+
+    fn fixture() -> Arc<Fixture> {
+        let selector = Selector::new(Backend::Epoll).expect("epoll");
+        let registry = Registry::new(owners::new_port());
+        let pair = UnixStream::pair().expect("socketpair");
+        std::io::Write::write_all(&mut &pair.0, b"x").expect("write");
+        let fd = pair.1.as_raw_fd();
+        let mut fx = Fixture {
+            selector,
+            registry,
+            fd,
+            harvested: RawEvent {
+                token: 0,
+                readiness: sys::Readiness::new(sys::Readiness::READABLE),
+            },
+            _pair: pair,
+        };
+        assert_eq!(apply(&fx, enable(fd, Events::IN)).0, Ok(()));
+        let mut raw = Vec::new();
+        fx.selector
+            .wait(&mut raw, 8, Some(Duration::ZERO))
+            .expect("epoll_wait");
+        assert_eq!(raw.len(), 1, "the readable socket was reported");
+        fx.harvested = raw[0];
+        Arc::new(fx)
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(2);
+        }
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = runs.clone();
+        builder.check(move || {
+            counted.fetch_add(1, SeqCst);
+            f()
+        });
+        // A model that explores one order checks nothing about ordering.
+        assert!(runs.load(SeqCst) > 1, "loom explored a single interleaving");
+    }
+
+    /// Rule 4: once the REMOVE entry can be queued (the REMOVE returned), a report
+    /// validated from then on is dropped. The REMOVE entry is produced once.
+    #[test]
+    fn remove_entry_is_last() {
+        model(|| {
+            let fx = fixture();
+            let queued = Arc::new(AtomicUsize::new(0));
+            let validator = {
+                let (fx, queued) = (fx.clone(), queued.clone());
+                thread::spawn(move || {
+                    let after = queued.load(SeqCst) == 1;
+                    let got = fx.registry.deliver(&fx.selector, fx.harvested);
+                    assert!(
+                        !(after && got.is_some()),
+                        "an entry validated after the REMOVE entry was queued"
+                    );
+                })
+            };
+            let (result, removed) = apply(&fx, Request::Remove { fd: fx.fd });
+            queued.store(1, SeqCst);
+            assert_eq!(result, Ok(()));
+            assert_eq!(removed.len(), 1);
+            assert_eq!((removed[0].key, removed[0].events()), (7, Events::REMOVE));
+            validator.join().unwrap();
+            fx.registry.close();
+        });
+    }
+
+    /// Issue 10, rows a and b: one thread re-arms a one-shot registration and another
+    /// disables it, at once, while a third validates the first arm's report. Whatever the
+    /// order, each change reached the kernel under the slot's lock, so afterwards the
+    /// kernel agrees with the registry: armed, and the readable socket produces exactly
+    /// one entry; disabled or fired (the old report validated after the re-arm), and the
+    /// kernel gives nothing more.
+    #[test]
+    fn concurrent_changes_leave_kernel_and_registry_agreeing() {
+        model(|| {
+            let fx = fixture();
+            let changes = [enable(fx.fd, Events::IN), Request::Disable { fd: fx.fd }];
+            let threads: Vec<_> = changes
+                .into_iter()
+                .map(|request| {
+                    let fx = fx.clone();
+                    thread::spawn(move || apply(&fx, request).0)
+                })
+                .collect();
+            let old = usize::from(fx.registry.deliver(&fx.selector, fx.harvested).is_some());
+            for t in threads {
+                assert_eq!(t.join().unwrap(), Ok(()));
+            }
+            let index = fx.registry.lookup(fx.fd).expect("registered");
+            let arm = fx.registry.slot(index).state.lock().unwrap().arm;
+            let fresh = harvest(&fx);
+            match arm {
+                Arm::Armed => assert_eq!(fresh, 1, "armed, yet the kernel is silent"),
+                Arm::Fired => assert_eq!((old, fresh), (1, 0), "fired twice for one arm"),
+                Arm::Disabled => assert_eq!(fresh, 0, "disabled, yet delivered"),
+                other => panic!("unexpected state {other:?}"),
+            }
+            // Nothing more without a re-arm.
+            assert_eq!(harvest(&fx), 0);
+            fx.registry.close();
+        });
+    }
+}
