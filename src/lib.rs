@@ -20,6 +20,13 @@
 //! others wait, the most recent first. [`CompletionPort::blocking`] frees a released
 //! thread's slot while it blocks on something else.
 //!
+//! A *persistent* registration's entry is re-armed when the thread that received it calls
+//! again (or blocks, or exits): one thread handles a socket's entry at a time, and an EDGE
+//! registration whose data was read until `WouldBlock` before that call sees exactly one
+//! entry per new arrival. (Windows queues nothing for a condition that already held when
+//! an EDGE registration was enabled; socknotify may queue one entry then, which a program
+//! that drains does not notice.)
+//!
 //! The full rules are in the repository's `SPEC.md`; each has a conformance test in
 //! `tests/` that runs against every backend on the machine.
 //!
@@ -28,11 +35,12 @@
 //! | platform | backend | status |
 //! |---|---|---|
 //! | Linux | [`Backend::Epoll`] | complete: one `epoll_ctl` per change, one `epoll_wait` per dequeue |
-//! | Linux 6.15+ | [`Backend::IoUring`] | complete: re-arms and the wait in one `io_uring_enter` (see `docs/io_uring.md`) |
+//! | Linux 5.6+ | [`Backend::IoUring`] | complete: a batch of registration changes in one `io_uring_enter` (see `docs/io_uring.md`) |
 //! | Windows | native `ProcessSocketNotifications` | planned |
 //! | macOS, BSD | kqueue | planned |
 //!
-//! [`Backend::Auto`] picks io_uring when the kernel has everything it needs, else epoll;
+//! [`Backend::Auto`] picks io_uring when the kernel has what it needs (and the default
+//! `io-uring` feature is on), else epoll;
 //! `SOCKNOTIFY_BACKEND=epoll` (or `io_uring`) forces one for a whole process, which is how
 //! a test suite can be run once per backend.
 //!
