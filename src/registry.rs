@@ -49,7 +49,7 @@
 //! entry of the owner table (a 16-byte key and value plus the hash map's overhead).
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use crate::error::Failure;
 use crate::event::{CompletionEntry, Events, Trigger};
@@ -150,6 +150,9 @@ pub(crate) struct Registry {
     table: Mutex<Table>,
     /// Live registrations that are detached: not counted by [`Registry::len`].
     detached: AtomicUsize,
+    /// Set once, by `close`, under the table lock (which is what orders it against the
+    /// creation of slots); read without it.
+    closed: AtomicBool,
 }
 
 fn token(index: u32, generation: u32) -> u64 {
@@ -172,6 +175,7 @@ impl Registry {
             by_fd: Slab::new(),
             table: Mutex::new(Table::default()),
             detached: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -208,7 +212,7 @@ impl Registry {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.table().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     fn lookup(&self, fd: RawFd) -> Option<u32> {
@@ -240,6 +244,11 @@ impl Registry {
             batch.rearm(token);
         }
         for (position, request) in requests {
+            if self.is_closed() {
+                // Rule 19: everything fails on a closed port, whatever it asked.
+                batch.result(Some(position), Err(Failure::PortClosed));
+                continue;
+            }
             batch.request(position, request);
         }
         batch.finish();
@@ -300,6 +309,7 @@ impl Registry {
                 return;
             }
             table.closed = true;
+            self.closed.store(true, Ordering::Release);
             table.live = 0;
             table.high
         };
