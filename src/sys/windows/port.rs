@@ -1,0 +1,117 @@
+//! The I/O completion port a selector owns: create, associate, post, dequeue.
+
+use std::io;
+use std::ptr;
+use std::time::Duration;
+
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE, WAIT_TIMEOUT};
+use windows_sys::Win32::System::IO::{
+    CreateIoCompletionPort, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
+    OVERLAPPED_ENTRY,
+};
+
+/// An owned completion port handle.
+#[derive(Debug)]
+pub(super) struct Port {
+    handle: HANDLE,
+}
+
+// SAFETY: `handle` is a completion port owned by this value; every completion-port call
+// may be made from any thread, by many threads at once.
+unsafe impl Send for Port {}
+// SAFETY: as for Send; the methods take `&self` and the kernel orders concurrent calls.
+unsafe impl Sync for Port {}
+
+impl Port {
+    /// A new port that releases at most `threads` waiters at once (0: one per CPU).
+    pub(super) fn new(threads: u32) -> io::Result<Port> {
+        // SAFETY: INVALID_HANDLE_VALUE with no existing port asks for a new port.
+        let handle =
+            unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, ptr::null_mut(), 0, threads) };
+        if handle.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Port { handle })
+    }
+
+    /// Makes `file`'s overlapped completions arrive on this port under `key`.
+    pub(super) fn associate(&self, file: HANDLE, key: usize) -> io::Result<()> {
+        // SAFETY: `file` is an open handle the caller owns; `self.handle` is open.
+        let rc = unsafe { CreateIoCompletionPort(file, self.handle, key, 0) };
+        if rc.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Queues an entry `{ key, bytes: 0, overlapped: null }`.
+    pub(super) fn post(&self, key: usize) -> io::Result<()> {
+        // SAFETY: a null OVERLAPPED is allowed; the entry carries no memory.
+        if unsafe { PostQueuedCompletionStatus(self.handle, 0, key, ptr::null()) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Dequeues up to `entries.len()` entries, waiting up to `timeout` (None: forever).
+    /// Returns how many were dequeued, 0 on timeout.
+    pub(super) fn get_many(
+        &self,
+        entries: &mut [OVERLAPPED_ENTRY],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let mut removed = 0u32;
+        let len = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        // SAFETY: `entries` is valid for writes of `len` entries; `removed` is a live local;
+        // the call is not alertable, so no APC runs inside it.
+        let ok = unsafe {
+            GetQueuedCompletionStatusEx(
+                self.handle,
+                entries.as_mut_ptr(),
+                len,
+                &mut removed,
+                timeout_ms(timeout),
+                0,
+            )
+        };
+        if ok == 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(WAIT_TIMEOUT as i32) {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+        Ok(removed as usize)
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // SAFETY: the handle is owned by `self` and closed only here.
+        unsafe { CloseHandle(self.handle) };
+    }
+}
+
+/// `GetQueuedCompletionStatusEx`'s "wait forever".
+const INFINITE: u32 = u32::MAX;
+
+/// A timeout in whole milliseconds, rounded up so that a wait never ends early;
+/// `None` and anything past `u32::MAX - 1` ms wait forever.
+fn timeout_ms(timeout: Option<Duration>) -> u32 {
+    let Some(t) = timeout else { return INFINITE };
+    let ms = t.as_millis() + u128::from(t.subsec_nanos() % 1_000_000 != 0);
+    u32::try_from(ms)
+        .ok()
+        .filter(|&ms| ms != INFINITE)
+        .unwrap_or(INFINITE)
+}
+
+/// An empty entry buffer for [`Port::get_many`].
+pub(super) fn entries<const N: usize>() -> [OVERLAPPED_ENTRY; N] {
+    [OVERLAPPED_ENTRY {
+        lpCompletionKey: 0,
+        lpOverlapped: ptr::null_mut(),
+        Internal: 0,
+        dwNumberOfBytesTransferred: 0,
+    }; N]
+}
