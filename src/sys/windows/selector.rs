@@ -1,0 +1,542 @@
+//! The selector: one completion port, a few AFD device handles, one pinned poll per socket.
+//!
+//! Each watched socket is a [`Sock`] in an [`Arc`]. While a poll is in the kernel, the
+//! kernel holds one strong reference (`Arc::into_raw`, passed as the poll's context and
+//! given back as the entry's `lpOverlapped`), so the poll's `IO_STATUS_BLOCK` and
+//! `PollInfo` cannot be freed or moved before the entry is dequeued; whoever dequeues it
+//! takes that reference back (`Arc::from_raw`). A socket's poll state changes only under its
+//! `state` lock, so at any moment there is one owner of the decision to issue, cancel or
+//! re-issue its poll.
+
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::os::windows::io::RawSocket;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{
+    ERROR_INVALID_HANDLE, ERROR_NOT_FOUND, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+};
+use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
+use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
+
+use super::afd::{self, Afd, PollInfo};
+use super::identity;
+use super::neutral::{Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
+use super::port::{self, Port};
+use crate::event::Events;
+
+/// The completion key of every AFD poll's entry.
+const AFD_KEY: usize = 1;
+/// The completion key of a wake.
+const WAKE_KEY: usize = 2;
+/// Sockets per AFD device handle, as wepoll, mio and polling (AFD scans a handle's polls
+/// linearly).
+const GROUP_SIZE: usize = 32;
+/// Entries dequeued per `GetQueuedCompletionStatusEx`.
+const BATCH: usize = 64;
+/// How long dropping a selector waits for its cancelled polls to come back.
+const DROP_GRACE: Duration = Duration::from_secs(5);
+/// The port releases any number of waiters: the registry above gates them.
+const PORT_THREADS: u32 = u32::MAX;
+
+/// The selector of one port.
+#[derive(Debug)]
+pub(crate) struct Selector {
+    port: Port,
+    /// AFD device handles, each shared by up to [`GROUP_SIZE`] sockets.
+    afds: Mutex<Vec<Arc<Afd>>>,
+    table: Mutex<Table>,
+    /// Polls issued whose entries have not been dequeued yet.
+    in_flight: AtomicUsize,
+}
+
+/// The watched sockets, by token and by socket identity.
+#[derive(Debug, Default)]
+struct Table {
+    tokens: HashMap<u64, Arc<Sock>>,
+    /// Identities of live (not closed, not deleted) registrations, for `Exists`; each one
+    /// is held in the process-wide identity table while it is here.
+    identities: HashMap<RawSocket, u64>,
+}
+
+/// One watched socket and its poll's memory.
+struct Sock {
+    /// Written by the kernel while a poll is pending; read under `state`'s lock otherwise.
+    io: UnsafeCell<PollIo>,
+    state: Mutex<State>,
+    token: u64,
+    /// The handle polled: the base socket of the handle that was added.
+    base: RawSocket,
+    /// The socket's identity (see `identity.rs`): `base`, or the base handle under which a
+    /// duplicate of it was registered first.
+    identity: RawSocket,
+    datagram: bool,
+    afd: Arc<Afd>,
+}
+
+// SAFETY: `io` is the only field that is not Send + Sync by itself. It is touched by the
+// kernel only while `state.poll` is not Idle, and by this module only with `state` locked
+// and `state.poll` Idle (after the poll's entry was dequeued, or before the poll is issued),
+// so no two threads ever access it at once.
+unsafe impl Send for Sock {}
+// SAFETY: as for Send: every access to `io` is serialised by `state`'s lock and the poll
+// status it holds.
+unsafe impl Sync for Sock {}
+
+impl fmt::Debug for Sock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sock")
+            .field("token", &self.token)
+            .field("base", &self.base)
+            .field("identity", &self.identity)
+            .field("datagram", &self.datagram)
+            .field("state", &*lock(&self.state))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The memory one `IOCTL_AFD_POLL` reads and writes.
+#[repr(C)]
+struct PollIo {
+    iosb: IO_STATUS_BLOCK,
+    info: PollInfo,
+}
+
+/// Where a socket's poll is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Poll {
+    /// No poll in the kernel.
+    Idle,
+    /// A poll for this AFD mask is in the kernel.
+    Pending(u32),
+    /// The poll in the kernel was asked to cancel; its entry has not been dequeued yet.
+    Cancelling,
+}
+
+#[derive(Debug)]
+struct State {
+    poll: Poll,
+    /// The AFD mask of the armed interest; `None` while disarmed (or fired, or closed).
+    want: Option<u32>,
+    /// Deleted: nothing more is reported or issued; the entry only frees the memory.
+    deleted: bool,
+    /// The socket was closed (`LOCAL_CLOSE` or an invalid handle): `Arm`/`Delete` say `Gone`.
+    closed: bool,
+}
+
+impl Selector {
+    pub(crate) fn new() -> io::Result<Selector> {
+        Ok(Selector {
+            port: Port::new(PORT_THREADS)?,
+            afds: Mutex::new(Vec::new()),
+            table: Mutex::new(Table::default()),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// Applies each change in order and fills in `change.result`. Never blocks on I/O.
+    pub(crate) fn apply(&self, changes: &mut [Change]) {
+        for change in changes {
+            let mut table = lock(&self.table);
+            change.result = match change.op {
+                Op::Add(interest) => self.add(&mut table, change.socket, change.token, interest),
+                Op::Arm(interest) => self.set(&mut table, change.token, Some(afd_mask(interest))),
+                Op::Disarm => self.set(&mut table, change.token, None),
+                Op::Delete => self.delete(&mut table, change.token),
+            };
+        }
+    }
+
+    /// Appends at most `max` reports to `out`, blocking up to `timeout` (None: forever)
+    /// until at least one report or a wake.
+    pub(crate) fn wait(
+        &self,
+        out: &mut Vec<RawEvent>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        if max == 0 {
+            return Ok(());
+        }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut entries = port::entries::<BATCH>();
+        let entries = &mut entries[..max.min(BATCH)];
+        let mut remaining = timeout;
+        loop {
+            let n = self.port.get_many(entries, remaining)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let before = out.len();
+            let mut wakes = 0usize;
+            for entry in &entries[..n] {
+                if entry.lpCompletionKey == AFD_KEY {
+                    out.extend(self.complete(entry.lpOverlapped));
+                } else {
+                    wakes += 1;
+                }
+            }
+            if wakes > 0 {
+                // One wake releases one waiter: keep one, hand the others on. If the port
+                // refuses them, return them all rather than lose any.
+                let kept = (1..wakes)
+                    .filter(|_| self.port.post(WAKE_KEY).is_err())
+                    .count();
+                let wake = RawEvent {
+                    token: WAKE_TOKEN,
+                    readiness: Readiness::default(),
+                };
+                out.extend(std::iter::repeat_n(wake, 1 + kept));
+            }
+            if out.len() > before {
+                return Ok(());
+            }
+            // Only swallowed entries (cancelled or superseded polls): wait on.
+            remaining = deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .or(timeout);
+        }
+    }
+
+    /// Releases one waiter, or makes the next `wait` return at once.
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        self.port.post(WAKE_KEY)
+    }
+
+    fn add(
+        &self,
+        table: &mut Table,
+        socket: RawSocket,
+        token: u64,
+        interest: Interest,
+    ) -> Result<(), ChangeError> {
+        if table.tokens.contains_key(&token) {
+            return Err(ChangeError::Exists);
+        }
+        let base = afd::base_socket(socket).map_err(os)?;
+        let identity = identity::canonical(base);
+        if table.identities.contains_key(&identity) {
+            return Err(ChangeError::Exists);
+        }
+        let datagram = afd::is_datagram(base).map_err(os)?;
+        let afd = self.afd().map_err(os)?;
+        let sock = Arc::new(Sock {
+            io: UnsafeCell::new(PollIo {
+                iosb: IO_STATUS_BLOCK::default(),
+                info: PollInfo::new(),
+            }),
+            state: Mutex::new(State {
+                poll: Poll::Idle,
+                want: Some(afd_mask(interest)),
+                deleted: false,
+                closed: false,
+            }),
+            token,
+            base,
+            identity,
+            datagram,
+            afd,
+        });
+        self.issue(&sock, &mut lock(&sock.state))?;
+        table.tokens.insert(token, sock);
+        table.identities.insert(identity, token);
+        identity::hold(identity);
+        Ok(())
+    }
+
+    fn set(&self, table: &mut Table, token: u64, want: Option<u32>) -> Result<(), ChangeError> {
+        let sock = table
+            .tokens
+            .get(&token)
+            .ok_or(ChangeError::Os(ERROR_NOT_FOUND as i32))?;
+        let sock = Arc::clone(sock);
+        let mut state = lock(&sock.state);
+        if state.closed {
+            return Err(ChangeError::Gone);
+        }
+        let before = state.want;
+        state.want = want;
+        let result = match state.poll {
+            Poll::Idle if want.is_some() => self.issue(&sock, &mut state),
+            Poll::Idle | Poll::Cancelling => Ok(()),
+            // The pending poll watches everything wanted; a completion for anything else is
+            // filtered out and re-polled with the new mask.
+            Poll::Pending(pending) if want.is_some_and(|w| pending & w == w) => Ok(()),
+            Poll::Pending(_) => self.cancel(&sock, &mut state),
+        };
+        match result {
+            Err(ChangeError::Gone) => forget_identity(table, &sock),
+            Err(ChangeError::Os(_)) => state.want = before,
+            _ => {}
+        }
+        result
+    }
+
+    fn delete(&self, table: &mut Table, token: u64) -> Result<(), ChangeError> {
+        let sock = table
+            .tokens
+            .remove(&token)
+            .ok_or(ChangeError::Os(ERROR_NOT_FOUND as i32))?;
+        forget_identity(table, &sock);
+        let mut state = lock(&sock.state);
+        state.deleted = true;
+        state.want = None;
+        if let Poll::Pending(_) = state.poll {
+            // A failed cancel only delays the memory's release to the poll's completion.
+            let _ = self.cancel(&sock, &mut state);
+        }
+        if state.closed {
+            Err(ChangeError::Gone)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Issues a poll for `state.want`. `state` must be `sock`'s, locked, with no poll.
+    fn issue(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
+        debug_assert_eq!(state.poll, Poll::Idle);
+        let Some(mask) = state.want else {
+            return Ok(());
+        };
+        let io = sock.io.get();
+        // The kernel's reference, reclaimed in `complete` (or below if refused).
+        let context = Arc::into_raw(Arc::clone(sock));
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: `state.poll` is Idle, so no poll uses `io`, and `state`'s lock keeps this
+        // module off it; the strong reference in `context` keeps the `Sock` (and `io`)
+        // allocated and unmoved until the entry is dequeued and `complete` reclaims it.
+        let issued = unsafe {
+            sock.afd.poll(
+                &raw mut (*io).iosb,
+                &raw mut (*io).info,
+                sock.base,
+                mask,
+                context.cast(),
+            )
+        };
+        match issued {
+            Ok(()) => {
+                state.poll = Poll::Pending(mask);
+                Ok(())
+            }
+            Err(status) => {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                // SAFETY: the request was refused, so no entry will carry `context`: the
+                // reference it holds is reclaimed here, once.
+                drop(unsafe { Arc::from_raw(context) });
+                let err = afd::nt_error(status);
+                let code = err.raw_os_error().unwrap_or(0);
+                if status == STATUS_INVALID_HANDLE
+                    || code == ERROR_INVALID_HANDLE as i32
+                    || code == WSAENOTSOCK
+                {
+                    state.closed = true;
+                    state.want = None;
+                    Err(ChangeError::Gone)
+                } else {
+                    Err(ChangeError::Os(code))
+                }
+            }
+        }
+    }
+
+    /// Asks the kernel to cancel `sock`'s pending poll; returns at once.
+    fn cancel(&self, sock: &Sock, state: &mut State) -> Result<(), ChangeError> {
+        debug_assert!(matches!(state.poll, Poll::Pending(_)));
+        let io = sock.io.get();
+        // SAFETY: the poll is pending (its entry not dequeued: `state` is locked and says
+        // so), and the pointer only names the request; nothing is read or written here.
+        unsafe { sock.afd.cancel(&raw mut (*io).iosb) }.map_err(os)?;
+        state.poll = Poll::Cancelling;
+        Ok(())
+    }
+
+    /// Takes back the kernel's reference carried by an AFD entry and turns the poll's
+    /// result into at most one report; re-polls when the armed interest saw nothing.
+    fn complete(&self, overlapped: *mut OVERLAPPED) -> Option<RawEvent> {
+        if overlapped.is_null() {
+            return None; // not a poll of ours (every poll has a context)
+        }
+        // SAFETY: entries with AFD_KEY come only from polls issued by `issue`, whose context
+        // (given back as `lpOverlapped`) is an `Arc::into_raw` of a `Sock`; the port hands
+        // each entry out once, so the reference is reclaimed once.
+        let sock = unsafe { Arc::from_raw(overlapped.cast_const().cast::<Sock>()) };
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let mut state = lock(&sock.state);
+        state.poll = Poll::Idle;
+        if state.deleted {
+            return None;
+        }
+        // SAFETY: the poll's entry has just been dequeued, so the kernel is done with `io`,
+        // and `state`'s lock (held) keeps every other thread off it.
+        let (status, events) = unsafe {
+            let io = &*sock.io.get();
+            (io.iosb.Anonymous.Status, io.info.events())
+        };
+        let readiness = if status == STATUS_CANCELLED {
+            Readiness::default()
+        } else if status < 0 {
+            // The request itself failed: say so rather than go silent.
+            Readiness::new(Readiness::ERROR)
+        } else if events.is_some_and(|e| e & afd::LOCAL_CLOSE != 0) {
+            // Closed by this process: end silently; Arm and Delete will say Gone.
+            state.closed = true;
+            state.want = None;
+            drop(state);
+            forget_identity(&mut lock(&self.table), &sock);
+            return None;
+        } else {
+            readiness(events.unwrap_or(0) & state.want.unwrap_or(0), sock.datagram)
+        };
+        state.want?;
+        if !readiness.is_empty() {
+            state.want = None; // one-shot: disarmed until the next Arm
+            return Some(RawEvent {
+                token: sock.token,
+                readiness,
+            });
+        }
+        // Armed, but this completion carries nothing for it (cancelled for a new mask, or
+        // events outside the interest): poll again.
+        match self.issue(&sock, &mut state) {
+            Ok(()) => None,
+            Err(ChangeError::Gone) => {
+                drop(state);
+                forget_identity(&mut lock(&self.table), &sock);
+                None
+            }
+            Err(_) => {
+                state.want = None;
+                Some(RawEvent {
+                    token: sock.token,
+                    readiness: Readiness::new(Readiness::ERROR),
+                })
+            }
+        }
+    }
+
+    /// An AFD handle with room for one more socket.
+    fn afd(&self) -> io::Result<Arc<Afd>> {
+        let mut afds = lock(&self.afds);
+        // Handles no socket uses any more (the Vec's own reference is the last) go.
+        afds.retain(|afd| Arc::strong_count(afd) > 1);
+        if let Some(afd) = afds
+            .last()
+            .filter(|afd| Arc::strong_count(afd) <= GROUP_SIZE)
+        {
+            return Ok(Arc::clone(afd));
+        }
+        let afd = Arc::new(Afd::new(&self.port, AFD_KEY)?);
+        afds.push(Arc::clone(&afd));
+        Ok(afd)
+    }
+
+    /// Cancels every poll and reaps the entries of all polls in flight, waiting up to
+    /// [`DROP_GRACE`]. Returns how many are still in the kernel; their memory is leaked on
+    /// purpose (never freed), so that the kernel can never write to freed memory.
+    pub(super) fn shutdown(&mut self) -> usize {
+        let table = std::mem::take(&mut *lock(&self.table));
+        for &identity in table.identities.keys() {
+            identity::release(identity);
+        }
+        for sock in table.tokens.values() {
+            let mut state = lock(&sock.state);
+            state.deleted = true;
+            state.want = None;
+            if let Poll::Pending(_) = state.poll {
+                let _ = self.cancel(sock, &mut state);
+            }
+        }
+        drop(table);
+        let deadline = Instant::now() + DROP_GRACE;
+        let mut entries = port::entries::<BATCH>();
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.port.get_many(&mut entries, Some(left)) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    for entry in entries[..n].iter().filter(|e| e.lpCompletionKey == AFD_KEY) {
+                        let _ = self.complete(entry.lpOverlapped);
+                    }
+                }
+            }
+        }
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    #[cfg(test)]
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Selector {
+    fn drop(&mut self) {
+        // Polls still in the kernel after the grace period keep their `Sock` (and its AFD
+        // handle) alive forever: a leak, never a write to freed memory.
+        self.shutdown();
+    }
+}
+
+/// Drops the socket's identity if it still names `sock`'s registration, so that a new
+/// socket that reuses the handle value can be added.
+fn forget_identity(table: &mut Table, sock: &Sock) {
+    if table.identities.get(&sock.identity) == Some(&sock.token) {
+        table.identities.remove(&sock.identity);
+        identity::release(sock.identity);
+    }
+}
+
+/// The AFD events to poll for an interest, as mio maps them. ERROR (`ABORT`,
+/// `CONNECT_FAIL`) and `LOCAL_CLOSE` are always polled.
+pub(super) fn afd_mask(interest: Interest) -> u32 {
+    let mut mask = afd::LOCAL_CLOSE | afd::ABORT | afd::CONNECT_FAIL;
+    if interest.filter.contains(Events::IN) {
+        mask |= afd::RECEIVE | afd::ACCEPT | afd::DISCONNECT;
+    }
+    if interest.filter.contains(Events::OUT) {
+        mask |= afd::SEND;
+    }
+    if interest.filter.contains(Events::HANGUP) {
+        mask |= afd::DISCONNECT | afd::ABORT;
+    }
+    mask
+}
+
+/// What AFD events mean in backend-neutral readiness. A datagram socket never hangs up.
+pub(super) fn readiness(events: u32, datagram: bool) -> Readiness {
+    let mut bits = 0;
+    if events & (afd::RECEIVE | afd::ACCEPT) != 0 {
+        bits |= Readiness::READABLE;
+    }
+    if events & afd::SEND != 0 {
+        bits |= Readiness::WRITABLE;
+    }
+    if events & afd::DISCONNECT != 0 {
+        // End of stream is readable (recv returns 0), as on Linux.
+        bits |= Readiness::READABLE | Readiness::READ_HANGUP;
+    }
+    if events & afd::ABORT != 0 {
+        bits |= Readiness::READABLE | Readiness::WRITABLE | Readiness::HANGUP | Readiness::ERROR;
+    }
+    if events & afd::CONNECT_FAIL != 0 {
+        bits |= Readiness::READABLE | Readiness::WRITABLE | Readiness::ERROR;
+    }
+    if datagram {
+        bits &= !(Readiness::READ_HANGUP | Readiness::HANGUP);
+    }
+    Readiness::new(bits)
+}
+
+fn os(err: io::Error) -> ChangeError {
+    ChangeError::Os(err.raw_os_error().unwrap_or(0))
+}
+
+/// Locks, ignoring poisoning: a panic elsewhere must not make the selector unusable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
