@@ -102,6 +102,8 @@ mod identity;
 mod neutral;
 mod port;
 mod selector;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::windows::io::RawSocket;
