@@ -22,14 +22,28 @@ pub fn deps_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// `libsocknotify.a`, built for this test run.
+/// The static library built for this test run (cargo's name for it:
+/// `libsocknotify_capi.a`; installed as `libsocknotify.a`).
 pub fn static_lib() -> PathBuf {
-    artefact("libsocknotify.a")
+    artefact("libsocknotify_capi.a")
 }
 
-/// `libsocknotify.so`, built for this test run.
+/// The shared library built for this test run (`libsocknotify_capi.so`, SONAME
+/// `libsocknotify.so.0`).
 pub fn shared_lib() -> PathBuf {
-    artefact("libsocknotify.so")
+    artefact("libsocknotify_capi.so")
+}
+
+/// A library directory laid out as `make install` lays it out: `libsocknotify.so.0` (the
+/// SONAME, which programs load) and `libsocknotify.so` (what `-lsocknotify` finds).
+pub fn installed_lib_dir(dir: &Path) -> PathBuf {
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).expect("create the library directory");
+    std::fs::copy(shared_lib(), lib.join("libsocknotify.so.0")).expect("copy the library");
+    let _ = std::fs::remove_file(lib.join("libsocknotify.so"));
+    std::os::unix::fs::symlink("libsocknotify.so.0", lib.join("libsocknotify.so"))
+        .expect("link libsocknotify.so");
+    lib
 }
 
 fn artefact(name: &str) -> PathBuf {
@@ -97,19 +111,18 @@ pub fn build_static(source: &Path, out: &Path) {
     run_tool(cc);
 }
 
-/// Compiles `source` into the executable `out`, linked against `libsocknotify.so` as
-/// `-lsocknotify` with an rpath to it.
+/// Compiles `source` into the executable `out`, linked against the shared library as
+/// `-lsocknotify` with an rpath to it (laid out as installed, next to `out`).
 pub fn build_shared(source: &Path, out: &Path) {
-    let deps = deps_dir();
-    let _ = shared_lib();
+    let lib = installed_lib_dir(out.parent().expect("a directory for the program"));
     let mut cc = Command::new("cc");
     cc.args(C_FLAGS)
         .args(["-O1", "-pthread", "-I"])
         .arg(include_dir())
         .arg(source)
         .arg("-L")
-        .arg(&deps)
-        .arg(format!("-Wl,-rpath,{}", deps.display()))
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
         .args(["-lsocknotify", "-o"])
         .arg(out);
     run_tool(cc);
