@@ -408,3 +408,40 @@ fn header_compiles_cleanly_as_c_and_cxx() {
         util::run_tool(cmd);
     }
 }
+
+/// The compatibility header, alone and after `socknotify.h`, in C and C++ with the strict
+/// flags; its own Windows layout (WSADATA, SRWLOCK) checked too.
+#[test]
+fn compatibility_header_compiles_cleanly_as_c_and_cxx() {
+    let dir = util::scratch("header-compat");
+    let body = "#include \"socknotify.h\"\n#include <socknotify/winsock2.h>\n\
+        #include <socknotify/winsock2.h>\n\
+        #ifdef __cplusplus\n#define CHECK(e) static_assert(e, #e)\n\
+        #else\n#define CHECK(e) _Static_assert(e, #e)\n#endif\n\
+        CHECK(sizeof(WSADATA) == 408);\nCHECK(offsetof(WSADATA, lpVendorInfo) == 8);\n\
+        CHECK(offsetof(WSADATA, szDescription) == 16);\nCHECK(sizeof(SRWLOCK) == sizeof(void *));\n\
+        CHECK(SD_BOTH == SHUT_RDWR);\nCHECK(SD_SEND == SHUT_WR);\nCHECK(SD_RECEIVE == SHUT_RD);\n\
+        CHECK(WINSOCK_VERSION == 0x0202);\n\
+        static DWORD WINAPI routine(PVOID p) { (void)p; return 0; }\n\
+        int main(void) {\n\
+        WSADATA data; SRWLOCK lock = SRWLOCK_INIT; sockaddr_in address; u_long on = 1;\n\
+        HANDLE thread = CreateThread(NULL, 0, routine, NULL, 0, NULL);\n\
+        ZeroMemory(&address, sizeof address);\n\
+        AcquireSRWLockExclusive(&lock); ReleaseSRWLockExclusive(&lock);\n\
+        return WSAStartup(WINSOCK_VERSION, &data) + ioctlsocket(INVALID_SOCKET, FIONBIO, &on) +\n\
+            (int)WaitForSingleObject(thread, INFINITE) + (int)CloseHandle(thread) +\n\
+            WSAGetLastError() + (int)GetLastError() + WSACleanup();\n}\n";
+    for (compiler, flags, file) in [
+        ("cc", util::C_FLAGS, "compat.c"),
+        ("c++", util::CXX_FLAGS, "compat.cpp"),
+    ] {
+        let source = dir.join(file);
+        std::fs::write(&source, body).unwrap();
+        let mut cmd = Command::new(compiler);
+        cmd.args(flags)
+            .args(["-fsyntax-only", "-I"])
+            .arg(util::include_dir())
+            .arg(&source);
+        util::run_tool(cmd);
+    }
+}
