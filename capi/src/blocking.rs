@@ -17,11 +17,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::mem::MaybeUninit;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use socknotify_core::CompletionPort;
 
-use crate::codes::{ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY};
+use crate::codes::{
+    ERROR_INTERNAL_ERROR, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY,
+};
 use crate::types::{Bool, Handle, FALSE, TRUE};
 use crate::{guard, handles, last_error};
 
@@ -38,6 +41,8 @@ struct Block {
     inner: libc::ucontext_t,
     stack: Vec<u8>,
     finished: bool,
+    /// `blocking` panicked (the panic was caught on the block's stack).
+    panicked: bool,
 }
 
 /// The innermost open pairs of this thread, the last one innermost. Boxed so that the
@@ -69,11 +74,18 @@ extern "C" fn trampoline() {
     // keeps it alive until End has switched back out for the last time. Only one context of
     // this thread runs at a time, so the accesses through `block` do not overlap.
     unsafe {
-        // Through the block, not a clone: nothing may be left to drop on this stack.
-        (*block).port.blocking(|| {
-            // Back to Begin, with the slot given back; End resumes here.
-            libc::swapcontext(&mut (*block).inner, &(*block).caller);
-        });
+        // Through the block, not a clone: nothing may be left to drop on this stack. A
+        // panic must not unwind off this stack (there is nothing above the trampoline).
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            (*block).port.blocking(|| {
+                // Back to Begin, with the slot given back; End resumes here.
+                libc::swapcontext(&mut (*block).inner, &(*block).caller);
+            })
+        }));
+        if let Err(payload) = ran {
+            std::mem::forget(payload);
+            (*block).panicked = true;
+        }
         (*block).finished = true;
         // Back to End for good: this context is never resumed, its stack freed by End.
         libc::setcontext(&(*block).caller);
@@ -127,6 +139,7 @@ pub extern "C" fn blocking_begin(port: Handle) -> Bool {
             inner: zeroed(),
             stack,
             finished: false,
+            panicked: false,
         });
         // SAFETY: getcontext fills in `inner`, which makecontext then points at the
         // trampoline on the block's own stack; `uc_link` is NULL because the trampoline
@@ -147,6 +160,11 @@ pub extern "C" fn blocking_begin(port: Handle) -> Bool {
         // boxed (and so in place) from now until End has finished it.
         unsafe { libc::swapcontext(&mut (*raw).caller, &(*raw).inner) };
         STARTING.with(|s| s.set(std::ptr::null_mut()));
+        if block.finished {
+            // `blocking` panicked before it ran the closure: nothing is open.
+            last_error::set(ERROR_INTERNAL_ERROR);
+            return FALSE;
+        }
         OPEN.with(|open| open.0.borrow_mut().push(block));
         TRUE
     })
@@ -178,6 +196,10 @@ pub extern "C" fn blocking_end(port: Handle) -> Bool {
         // SAFETY: `block` was started by Begin on this thread and is not finished (it was
         // still on the open list).
         unsafe { resume(&mut block) };
+        if block.panicked {
+            last_error::set(ERROR_INTERNAL_ERROR);
+            return FALSE;
+        }
         TRUE
     })
 }
