@@ -47,6 +47,8 @@ struct Block {
 
 /// The innermost open pairs of this thread, the last one innermost. Boxed so that the
 /// contexts do not move while suspended.
+// The boxes are the point: a suspended context must not move when the list grows.
+#[allow(clippy::vec_box)]
 struct Open(RefCell<Vec<Box<Block>>>);
 
 impl Drop for Open {

@@ -268,7 +268,10 @@ mod tests {
         let os = io::Error::from_raw_os_error;
         assert_eq!(registration_code(&os(libc::EBADF)), WSAEBADF);
         assert_eq!(registration_code(&os(libc::ENOTSOCK)), WSAENOTSOCK);
-        assert_eq!(registration_code(&os(libc::EMFILE)), ERROR_TOO_MANY_OPEN_FILES);
+        assert_eq!(
+            registration_code(&os(libc::EMFILE)),
+            ERROR_TOO_MANY_OPEN_FILES
+        );
     }
 
     #[test]

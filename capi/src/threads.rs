@@ -411,7 +411,14 @@ mod tests {
         let p = std::ptr::from_ref(&COUNTER).cast_mut().cast();
         // SAFETY: a NULL thread id; `add_one` gets a pointer to a static.
         let h = unsafe {
-            create_thread(std::ptr::null_mut(), 0, Some(add_one), p, 0, std::ptr::null_mut())
+            create_thread(
+                std::ptr::null_mut(),
+                0,
+                Some(add_one),
+                p,
+                0,
+                std::ptr::null_mut(),
+            )
         };
         assert!(!h.is_null());
         assert_eq!(wait_for_single_object(h, 10_000), WAIT_OBJECT_0);

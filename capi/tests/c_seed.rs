@@ -33,7 +33,13 @@ impl Run {
             self.backend,
             self.text
         );
-        assert_eq!(self.count("RESULT returned"), 1, "{}:\n{}", self.backend, self.text);
+        assert_eq!(
+            self.count("RESULT returned"),
+            1,
+            "{}:\n{}",
+            self.backend,
+            self.text
+        );
     }
 }
 
@@ -101,7 +107,12 @@ fn seed_edge_udp_server_drains_all_ten_datagrams() {
     for run in run_seed("edge_udp_server") {
         run.check_no_errors();
         assert_eq!(run.count("Received client data."), 10, "{}", run.text);
-        assert_eq!(run.count("Received all data. Exiting..."), 1, "{}", run.text);
+        assert_eq!(
+            run.count("Received all data. Exiting..."),
+            1,
+            "{}",
+            run.text
+        );
     }
 }
 

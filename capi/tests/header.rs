@@ -148,7 +148,10 @@ fn layout() -> Vec<(&'static str, usize)> {
         ("sizeof(OVERLAPPED)", size_of::<O>()),
         ("_Alignof(OVERLAPPED)", std::mem::align_of::<O>()),
         ("offsetof(OVERLAPPED, Internal)", offset_of!(O, internal)),
-        ("offsetof(OVERLAPPED, InternalHigh)", offset_of!(O, internal_high)),
+        (
+            "offsetof(OVERLAPPED, InternalHigh)",
+            offset_of!(O, internal_high),
+        ),
         ("offsetof(OVERLAPPED, Offset)", offset_of!(O, offset)),
         (
             "offsetof(OVERLAPPED, OffsetHigh)",
@@ -295,8 +298,13 @@ fn rust_signatures_match_the_windows_prototypes() {
         socknotify_capi::post_queued_completion_status;
     let _: extern "C" fn(Handle) -> Bool = socknotify_capi::close_handle;
     let _: extern "C" fn(Handle) -> Bool = socknotify_capi::socknotify_close_handle;
-    let _: unsafe extern "C" fn(Handle, *mut Dword, *mut usize, *mut *mut Overlapped, Dword) -> Bool =
-        socknotify_capi::get_queued_completion_status;
+    let _: unsafe extern "C" fn(
+        Handle,
+        *mut Dword,
+        *mut usize,
+        *mut *mut Overlapped,
+        Dword,
+    ) -> Bool = socknotify_capi::get_queued_completion_status;
     let _: extern "C" fn(Handle) -> Bool = socknotify_capi::blocking_begin;
     let _: extern "C" fn(Handle) -> Bool = socknotify_capi::blocking_end;
     let _: extern "C" fn() -> Dword = socknotify_capi::wsa_get_last_error;
