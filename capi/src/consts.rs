@@ -54,7 +54,25 @@ pub const SOCK_NOTIFY_TRIGGER_ALL: u8 = Trigger::all().bits();
 
 /// `INFINITE`: a timeout that never expires.
 pub const INFINITE: u32 = 0xFFFF_FFFF;
-/// `INVALID_SOCKET`: what `socket()` and `accept()` return on failure.
-pub const INVALID_SOCKET: Socket = -1;
+/// `INVALID_SOCKET`: `(SOCKET)~0`, what a failed `socket()` or `accept()` (-1) becomes as a
+/// `SOCKET`.
+pub const INVALID_SOCKET: Socket = !0;
 /// `SOCKET_ERROR`: what socket calls return on failure.
 pub const SOCKET_ERROR: libc::c_int = -1;
+
+/// `WAIT_OBJECT_0`: the first handle of a wait is signalled.
+pub const WAIT_OBJECT_0: u32 = 0;
+/// `WAIT_ABANDONED_0`: the first handle of a wait is an abandoned mutex (never returned here).
+pub const WAIT_ABANDONED_0: u32 = 0x80;
+/// `WAIT_IO_COMPLETION`: an alertable wait ran an APC (never returned here).
+pub const WAIT_IO_COMPLETION: u32 = 0xC0;
+/// `WAIT_FAILED`: the wait failed; the last error says why.
+pub const WAIT_FAILED: u32 = 0xFFFF_FFFF;
+/// `MAXIMUM_WAIT_OBJECTS`: the most handles one `WaitForMultipleObjects` takes.
+pub const MAXIMUM_WAIT_OBJECTS: u32 = 64;
+/// `STILL_ACTIVE`: `GetExitCodeThread` of a thread that is still running.
+pub const STILL_ACTIVE: u32 = 259;
+/// `SOCKNOTIFY_ERRNO_LAST_ERROR`: the value the library stores in `errno` whenever it sets
+/// the thread's last error, so that the compatibility header's `GetLastError` can tell
+/// whether the last failure was the library's or a POSIX call's. No system call uses it.
+pub const SOCKNOTIFY_ERRNO_LAST_ERROR: libc::c_int = 0x534E_4B00;

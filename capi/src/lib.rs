@@ -9,10 +9,16 @@
 //! | `CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, n)` | [`CompletionPort::builder`]`().concurrency(n)` |
 //! | `ProcessSocketNotifications` | [`CompletionPort::process`] |
 //! | `GetQueuedCompletionStatusEx` | [`CompletionPort::dequeue`] |
+//! | `GetQueuedCompletionStatus` | [`CompletionPort::dequeue`] of one entry |
 //! | `PostQueuedCompletionStatus` | [`CompletionPort::post`] |
-//! | `CloseHandle` | [`CompletionPort::close`] |
+//! | `CloseHandle` | [`CompletionPort::close`]; lets go of a thread handle |
 //! | `GetLastError`, `SetLastError` | a thread-local `DWORD` |
-//! | `SOCK_NOTIFY_REGISTRATION`, `OVERLAPPED_ENTRY` | [`SockNotifyRegistration`], [`OverlappedEntry`] |
+//! | `SocknotifyBlockingBegin`/`End` | [`CompletionPort::blocking`] ([`blocking_begin`]) |
+//! | `SOCK_NOTIFY_REGISTRATION`, `OVERLAPPED_ENTRY`, `OVERLAPPED` | [`SockNotifyRegistration`], [`OverlappedEntry`], [`Overlapped`] |
+//!
+//! and, for the optional compatibility header `include/socknotify/winsock2.h`, the
+//! Win32/Winsock basics under `Socknotify` names ([`threads`]): threads as handles, `Sleep`,
+//! SRW locks, `closesocket`, `ioctlsocket`, and a `WSAGetLastError` that sees `errno`.
 //!
 //! Every constant keeps its Windows value ([`consts`], [`codes`]).
 //!
@@ -34,29 +40,34 @@
 //! [`CompletionPort::dequeue`]: socknotify_core::CompletionPort::dequeue
 //! [`CompletionPort::post`]: socknotify_core::CompletionPort::post
 //! [`CompletionPort::close`]: socknotify_core::CompletionPort::close
+//! [`CompletionPort::blocking`]: socknotify_core::CompletionPort::blocking
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
+mod blocking;
 pub mod codes;
 pub mod consts;
 mod handles;
 mod last_error;
 mod notify;
 mod port;
+pub mod threads;
 mod types;
 
-pub use last_error::{get_last_error, set_last_error};
+pub use blocking::{blocking_begin, blocking_end};
+pub use last_error::{errno_to_winsock, get_last_error, set_last_error, wsa_get_last_error};
 pub use notify::process_socket_notifications;
 pub use port::{
-    close_handle, create_io_completion_port, get_queued_completion_status_ex,
-    post_queued_completion_status, MAX_ENTRIES_PER_CALL,
+    close_handle, create_io_completion_port, get_queued_completion_status,
+    get_queued_completion_status_ex, post_queued_completion_status, socknotify_close_handle,
+    MAX_ENTRIES_PER_CALL,
 };
 pub use types::{
-    Bool, Dword, Handle, OverlappedEntry, SockNotifyRegistration, Socket, FALSE,
-    INVALID_HANDLE_VALUE, TRUE,
+    Bool, Dword, Handle, Overlapped, OverlappedEntry, OverlappedOffset, OverlappedOffsets,
+    SockNotifyRegistration, Socket, FALSE, INVALID_HANDLE_VALUE, TRUE,
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -7,7 +7,7 @@ use socknotify_core::{CompletionEntry, Registration};
 
 use crate::codes::{self, *};
 use crate::port::{timeout, usable, write_entries, MAX_ENTRIES_PER_CALL};
-use crate::types::{Dword, Handle, OverlappedEntry, SockNotifyRegistration};
+use crate::types::{descriptor, Dword, Handle, OverlappedEntry, SockNotifyRegistration};
 use crate::{guard, handles};
 
 /// `ProcessSocketNotifications`: applies `registration_count` registration changes in
@@ -19,7 +19,7 @@ use crate::{guard, handles};
 ///
 /// - `ERROR_SUCCESS`, or `WAIT_TIMEOUT` when `completion_count` is not 0 and nothing was
 ///   dequeued within the timeout. In both cases each registration's `registrationResult`
-///   holds its own outcome (`ERROR_SUCCESS`, `ERROR_INVALID_PARAMETER`, `WSAENOTSOCK`,
+///   holds its own outcome (`ERROR_SUCCESS`, `WSAEINVAL`, `WSAEBADF`, `WSAENOTSOCK`,
 ///   `ERROR_NOT_FOUND`, `ERROR_ALREADY_EXISTS`, ...; see [`codes`]) and
 ///   `*received_entry_count` the number of entries written.
 /// - `ERROR_INVALID_HANDLE`: `completion_port` is not a live port handle. Nothing was done.
@@ -54,7 +54,7 @@ pub unsafe extern "C" fn process_socket_notifications(
     received_entry_count: *mut u32,
 ) -> Dword {
     guard(ERROR_INTERNAL_ERROR, || {
-        let Some(port) = handles::get(completion_port as usize) else {
+        let Some(port) = handles::port(completion_port as usize) else {
             return ERROR_INVALID_HANDLE;
         };
         let registrations = registration_count as usize;
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn process_socket_notifications(
         for (i, registration) in batch.iter().enumerate() {
             let code = match registration.result() {
                 Ok(()) => ERROR_SUCCESS,
-                Err(e) => codes::registration_code(registration.socket(), &e),
+                Err(e) => codes::registration_code(&e),
             };
             // SAFETY: as for `decode` above; only the output field is written, through a
             // raw place, so no reference to caller memory is made.
@@ -138,7 +138,7 @@ unsafe fn decode(p: *const SockNotifyRegistration) -> Registration {
     // uninitialised `registrationResult` or padding is never read.
     unsafe {
         Registration::from_bits(
-            addr_of!((*p).socket).read(),
+            descriptor(addr_of!((*p).socket).read()),
             addr_of!((*p).completion_key).read() as usize,
             addr_of!((*p).event_filter).read(),
             addr_of!((*p).operation).read(),

@@ -4,14 +4,15 @@
 //! Each returns `BOOL` (or a `HANDLE`, NULL on failure) and sets the thread's last error
 //! when it fails, as on Windows.
 
-use std::ffi::c_void;
 use std::time::Duration;
 
 use socknotify_core::{CompletionEntry, CompletionPort};
 
 use crate::codes::{self, *};
 use crate::consts::INFINITE;
-use crate::types::{Bool, Dword, Handle, OverlappedEntry, FALSE, INVALID_HANDLE_VALUE, TRUE};
+use crate::types::{
+    Bool, Dword, Handle, Overlapped, OverlappedEntry, FALSE, INVALID_HANDLE_VALUE, TRUE,
+};
 use crate::{guard, handles, last_error};
 
 /// The most entries one `GetQueuedCompletionStatusEx` or `ProcessSocketNotifications` call
@@ -63,7 +64,7 @@ pub extern "C" fn create_io_completion_port(
         }
         let threads = usize::try_from(number_of_concurrent_threads).unwrap_or(usize::MAX);
         match CompletionPort::builder().concurrency(threads).build() {
-            Ok(port) => match handles::insert(port) {
+            Ok(port) => match handles::insert(handles::Object::Port(std::sync::Arc::new(port))) {
                 // A number, not an address: it is only ever looked up in the table.
                 Some(handle) => handle as Handle,
                 None => fail(ERROR_NO_SYSTEM_RESOURCES, std::ptr::null_mut()),
@@ -73,23 +74,32 @@ pub extern "C" fn create_io_completion_port(
     })
 }
 
-/// `CloseHandle` for a port: closes it and forgets the handle. Threads waiting on the port
-/// wake with `ERROR_ABANDONED_WAIT_0`; registrations end without REMOVE entries; queued
-/// entries are dropped; every later call with the handle fails with
-/// `ERROR_INVALID_HANDLE`.
+/// `CloseHandle` for the handles this library issues. A port is closed: threads waiting on
+/// it wake with `ERROR_ABANDONED_WAIT_0`; registrations end without REMOVE entries; queued
+/// entries are dropped. A thread handle (`SocknotifyCreateThread`) is let go: the thread
+/// runs on. Either way every later call with the handle fails with `ERROR_INVALID_HANDLE`.
 ///
-/// Returns `TRUE`, or `FALSE` with `ERROR_INVALID_HANDLE` if `handle` is not a live port
-/// handle (closing twice included).
+/// Returns `TRUE`, or `FALSE` with `ERROR_INVALID_HANDLE` if `handle` is not a live handle
+/// of this library (closing twice included).
 #[doc(alias = "CloseHandle")]
 #[export_name = "CloseHandle"]
 pub extern "C" fn close_handle(handle: Handle) -> Bool {
     guard(FALSE, || match handles::remove(handle as usize) {
-        Some(port) => {
+        Some(handles::Object::Port(port)) => {
             port.close();
             TRUE
         }
+        Some(handles::Object::Thread(_)) => TRUE,
         None => fail(ERROR_INVALID_HANDLE, FALSE),
     })
+}
+
+/// `SocknotifyCloseHandle`: [`close_handle`] under a name no program defines itself, for a
+/// program with a `CloseHandle` of its own (which then takes the place of this library's)
+/// to pass this library's handles on to.
+#[export_name = "SocknotifyCloseHandle"]
+pub extern "C" fn socknotify_close_handle(handle: Handle) -> Bool {
+    close_handle(handle)
 }
 
 /// `PostQueuedCompletionStatus`: queues an entry whose `dwNumberOfBytesTransferred`,
@@ -104,10 +114,10 @@ pub extern "C" fn post_queued_completion_status(
     completion_port: Handle,
     number_of_bytes_transferred: Dword,
     completion_key: usize,
-    overlapped: *mut c_void,
+    overlapped: *mut Overlapped,
 ) -> Bool {
     guard(FALSE, || {
-        let Some(port) = handles::get(completion_port as usize) else {
+        let Some(port) = handles::port(completion_port as usize) else {
             return fail(ERROR_INVALID_HANDLE, FALSE);
         };
         let entry = CompletionEntry::new(
@@ -156,7 +166,7 @@ pub unsafe extern "C" fn get_queued_completion_status_ex(
                 unsafe { num_entries_removed.write(n) };
             }
         };
-        let Some(port) = handles::get(completion_port as usize) else {
+        let Some(port) = handles::port(completion_port as usize) else {
             removed(0);
             return fail(ERROR_INVALID_HANDLE, FALSE);
         };
@@ -188,6 +198,56 @@ pub unsafe extern "C" fn get_queued_completion_status_ex(
                 };
                 fail(code, FALSE)
             }
+        }
+    })
+}
+
+/// `GetQueuedCompletionStatus`: dequeues one entry, waiting up to `milliseconds`
+/// (`INFINITE`: forever). Returns `TRUE` with the entry's three values written, or `FALSE`
+/// with `*overlapped` set to NULL and the last error set: `WAIT_TIMEOUT`,
+/// `ERROR_ABANDONED_WAIT_0` (the port was closed while waiting), `ERROR_INVALID_HANDLE`,
+/// `ERROR_INVALID_PARAMETER` (a NULL or misaligned pointer).
+///
+/// # Safety
+///
+/// Unless NULL, `bytes`, `key` and `overlapped` must each be valid for a write of one
+/// value, for the whole call.
+#[doc(alias = "GetQueuedCompletionStatus")]
+#[export_name = "GetQueuedCompletionStatus"]
+pub unsafe extern "C" fn get_queued_completion_status(
+    completion_port: Handle,
+    bytes: *mut Dword,
+    key: *mut usize,
+    overlapped: *mut *mut Overlapped,
+    milliseconds: Dword,
+) -> Bool {
+    guard(FALSE, || {
+        if usable(overlapped) {
+            // SAFETY: checked non-NULL and aligned; valid for one write (`# Safety`).
+            unsafe { overlapped.write(std::ptr::null_mut()) };
+        }
+        let Some(port) = handles::port(completion_port as usize) else {
+            return fail(ERROR_INVALID_HANDLE, FALSE);
+        };
+        if !usable(bytes) || !usable(key) || !usable(overlapped) {
+            return fail(ERROR_INVALID_PARAMETER, FALSE);
+        }
+        let mut got = [CompletionEntry::default()];
+        match port.dequeue(&mut got, timeout(milliseconds)) {
+            Ok(0) => fail(WAIT_TIMEOUT, FALSE),
+            Ok(_) => {
+                let entry = OverlappedEntry::from_entry(got[0]);
+                // SAFETY: all three checked non-NULL and aligned above; valid for one
+                // write each (`# Safety`).
+                unsafe {
+                    bytes.write(entry.bytes_transferred);
+                    key.write(entry.completion_key);
+                    overlapped.write(entry.overlapped);
+                }
+                TRUE
+            }
+            Err(e) if socknotify_core::is_port_closed(&e) => fail(ERROR_ABANDONED_WAIT_0, FALSE),
+            Err(e) => fail(codes::code(&e), FALSE),
         }
     })
 }

@@ -27,4 +27,4 @@ fn c_misuse_gets_documented_codes_through_the_shared_library() {
     }
 }
 
-const EXPECTED_CHECKS: u64 = 73;
+const EXPECTED_CHECKS: u64 = 77;

@@ -2,13 +2,12 @@
 //! with `ERROR_ABANDONED_WAIT_0`, closing a handle while other threads use it, and
 //! timeouts.
 
-use std::ffi::c_void;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use socknotify::codes::*;
-use socknotify::consts::INFINITE;
-use socknotify::{
+use socknotify_capi::codes::*;
+use socknotify_capi::consts::INFINITE;
+use socknotify_capi::{
     close_handle, create_io_completion_port, get_last_error, get_queued_completion_status_ex,
     post_queued_completion_status, process_socket_notifications, Handle, OverlappedEntry, FALSE,
     INVALID_HANDLE_VALUE, TRUE,
@@ -199,7 +198,7 @@ fn timeouts_are_milliseconds_and_nothing_comes_early() {
     assert!(start.elapsed() >= Duration::from_millis(50));
 
     // A posted entry ends an INFINITE wait, carried through unchanged.
-    let overlapped = 0x1234usize as *mut c_void;
+    let overlapped = 0x1234usize as *mut socknotify_capi::Overlapped;
     assert_eq!(post_queued_completion_status(port, 9, 77, overlapped), TRUE);
     // SAFETY: as above.
     let ok =

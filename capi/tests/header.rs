@@ -10,11 +10,11 @@ use std::fmt::Write as _;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use socknotify::codes::*;
-use socknotify::consts::*;
-use socknotify::{
-    Bool, Dword, Handle, OverlappedEntry, SockNotifyRegistration, Socket, FALSE,
-    MAX_ENTRIES_PER_CALL, TRUE,
+use socknotify_capi::codes::*;
+use socknotify_capi::consts::*;
+use socknotify_capi::{
+    Bool, Dword, Handle, Overlapped, OverlappedEntry, OverlappedOffsets, SockNotifyRegistration,
+    Socket, FALSE, MAX_ENTRIES_PER_CALL, TRUE,
 };
 
 /// Pairs each name with its Rust value; the C name is the Rust constant's name.
@@ -29,7 +29,6 @@ fn constants() -> Vec<(&'static str, i128)> {
     let mut all = named![
         TRUE,
         FALSE,
-        INVALID_SOCKET,
         SOCKET_ERROR,
         INFINITE,
         SOCK_NOTIFY_REGISTER_EVENT_NONE,
@@ -66,9 +65,56 @@ fn constants() -> Vec<(&'static str, i128)> {
         ERROR_UNIDENTIFIED_ERROR,
         ERROR_INTERNAL_ERROR,
         ERROR_NO_SYSTEM_RESOURCES,
+        ERROR_TIMEOUT,
+        WSA_INVALID_HANDLE,
+        WSA_NOT_ENOUGH_MEMORY,
+        WSA_INVALID_PARAMETER,
+        WSA_WAIT_TIMEOUT,
+        WAIT_OBJECT_0,
+        WAIT_ABANDONED_0,
+        WAIT_IO_COMPLETION,
+        WAIT_FAILED,
+        MAXIMUM_WAIT_OBJECTS,
+        STILL_ACTIVE,
+        WSAEINTR,
+        WSAEBADF,
+        WSAEACCES,
+        WSAEFAULT,
         WSAEINVAL,
+        WSAEMFILE,
         WSAEWOULDBLOCK,
+        WSAEINPROGRESS,
+        WSAEALREADY,
         WSAENOTSOCK,
+        WSAEDESTADDRREQ,
+        WSAEMSGSIZE,
+        WSAEPROTOTYPE,
+        WSAENOPROTOOPT,
+        WSAEPROTONOSUPPORT,
+        WSAESOCKTNOSUPPORT,
+        WSAEOPNOTSUPP,
+        WSAEPFNOSUPPORT,
+        WSAEAFNOSUPPORT,
+        WSAEADDRINUSE,
+        WSAEADDRNOTAVAIL,
+        WSAENETDOWN,
+        WSAENETUNREACH,
+        WSAENETRESET,
+        WSAECONNABORTED,
+        WSAECONNRESET,
+        WSAENOBUFS,
+        WSAEISCONN,
+        WSAENOTCONN,
+        WSAESHUTDOWN,
+        WSAETOOMANYREFS,
+        WSAETIMEDOUT,
+        WSAECONNREFUSED,
+        WSAELOOP,
+        WSAENAMETOOLONG,
+        WSAEHOSTDOWN,
+        WSAEHOSTUNREACH,
+        WSAVERNOTSUPPORTED,
+        SOCKNOTIFY_ERRNO_LAST_ERROR,
     ];
     all.push((
         "SOCKNOTIFY_MAX_ENTRIES_PER_CALL",
@@ -78,17 +124,41 @@ fn constants() -> Vec<(&'static str, i128)> {
 }
 
 /// Defines a C preprocessor can't compare as integers; each is checked some other way.
-const NOT_INTEGERS: &[(&str, &str)] = &[(
-    "INVALID_HANDLE_VALUE",
-    "a pointer; tests/c/misuse.c creates a port with it",
-)];
+const NOT_INTEGERS: &[(&str, &str)] = &[
+    (
+        "INVALID_HANDLE_VALUE",
+        "a pointer; tests/c/misuse.c creates a port with it",
+    ),
+    (
+        "INVALID_SOCKET",
+        "a SOCKET, (SOCKET)~0: checked against INVALID_SOCKET's bits in check_source",
+    ),
+    ("WINAPI", "a calling convention, empty on Linux"),
+    ("WSAAPI", "a calling convention, empty on Linux"),
+];
 
 /// `sizeof`/`offsetof` facts: (C expression, Rust value).
 fn layout() -> Vec<(&'static str, usize)> {
     type R = SockNotifyRegistration;
     type E = OverlappedEntry;
+    type O = Overlapped;
     vec![
         ("sizeof(SOCKET)", size_of::<Socket>()),
+        ("sizeof(UINT_PTR)", size_of::<usize>()),
+        ("sizeof(OVERLAPPED)", size_of::<O>()),
+        ("_Alignof(OVERLAPPED)", std::mem::align_of::<O>()),
+        ("offsetof(OVERLAPPED, Internal)", offset_of!(O, internal)),
+        (
+            "offsetof(OVERLAPPED, InternalHigh)",
+            offset_of!(O, internal_high),
+        ),
+        ("offsetof(OVERLAPPED, Offset)", offset_of!(O, offset)),
+        (
+            "offsetof(OVERLAPPED, OffsetHigh)",
+            offset_of!(O, offset) + offset_of!(OverlappedOffsets, offset_high),
+        ),
+        ("offsetof(OVERLAPPED, Pointer)", offset_of!(O, offset)),
+        ("offsetof(OVERLAPPED, hEvent)", offset_of!(O, h_event)),
         ("sizeof(DWORD)", size_of::<Dword>()),
         ("sizeof(BOOL)", size_of::<Bool>()),
         ("sizeof(HANDLE)", size_of::<Handle>()),
@@ -176,7 +246,9 @@ fn check_source() -> String {
         writeln!(c, "CHECK({expr} == {value});").unwrap();
     }
     c.push_str(
-        "CHECK((SOCKET)-1 < 0);\nCHECK((DWORD)-1 > 0);\nCHECK((ULONG_PTR)-1 > 0);\n\
+        "CHECK((SOCKET)-1 > 0);\nCHECK((SOCKET)-1 == INVALID_SOCKET);\n\
+         CHECK(INVALID_SOCKET == (SOCKET)UINTPTR_MAX);\nCHECK(sizeof(SOCKET) == sizeof(void *));\n\
+         CHECK((DWORD)-1 > 0);\nCHECK((ULONG_PTR)-1 > 0);\n\
          int check_signatures(void);\n\
          int check_signatures(void) {\n\
          HANDLE (*create)(HANDLE, HANDLE, ULONG_PTR, DWORD) = CreateIoCompletionPort;\n\
@@ -185,12 +257,23 @@ fn check_source() -> String {
          BOOL (*dequeue)(HANDLE, OVERLAPPED_ENTRY *, ULONG, ULONG *, DWORD, BOOL) =\n\
              GetQueuedCompletionStatusEx;\n\
          BOOL (*post)(HANDLE, DWORD, ULONG_PTR, OVERLAPPED *) = PostQueuedCompletionStatus;\n\
+         BOOL (*get1)(HANDLE, DWORD *, ULONG_PTR *, OVERLAPPED **, DWORD) =\n\
+             GetQueuedCompletionStatus;\n\
          BOOL (*close)(HANDLE) = CloseHandle;\n\
+         BOOL (*close2)(HANDLE) = SocknotifyCloseHandle;\n\
+         BOOL (*begin)(HANDLE) = SocknotifyBlockingBegin;\n\
+         BOOL (*end)(HANDLE) = SocknotifyBlockingEnd;\n\
+         DWORD (*wsa)(void) = SocknotifyWSAGetLastError;\n\
+         DWORD (*map)(int) = SocknotifyErrnoToWinsock;\n\
+         struct _OVERLAPPED *tag1 = (OVERLAPPED *)NULL;\n\
+         struct _OVERLAPPED_ENTRY *tag2 = (LPOVERLAPPED_ENTRY)NULL;\n\
          DWORD (*get)(void) = GetLastError;\n\
          void (*set)(DWORD) = SetLastError;\n\
          UINT32 (*events)(OVERLAPPED_ENTRY *) = SocketNotificationRetrieveEvents;\n\
          return create != NULL && process != NULL && dequeue != NULL && post != NULL &&\n\
-             close != NULL && get != NULL && set != NULL && events != NULL;\n}\n",
+             get1 != NULL && close != NULL && close2 != NULL && begin != NULL && end != NULL &&\n\
+             wsa != NULL && map != NULL && tag1 == NULL && tag2 == NULL &&\n\
+             get != NULL && set != NULL && events != NULL;\n}\n",
     );
     c
 }
@@ -199,7 +282,7 @@ fn check_source() -> String {
 #[test]
 fn rust_signatures_match_the_windows_prototypes() {
     let _: extern "C" fn(Handle, Handle, usize, Dword) -> Handle =
-        socknotify::create_io_completion_port;
+        socknotify_capi::create_io_completion_port;
     let _: unsafe extern "C" fn(
         Handle,
         u32,
@@ -208,14 +291,26 @@ fn rust_signatures_match_the_windows_prototypes() {
         u32,
         *mut OverlappedEntry,
         *mut u32,
-    ) -> Dword = socknotify::process_socket_notifications;
+    ) -> Dword = socknotify_capi::process_socket_notifications;
     let _: unsafe extern "C" fn(Handle, *mut OverlappedEntry, u32, *mut u32, Dword, Bool) -> Bool =
-        socknotify::get_queued_completion_status_ex;
-    let _: extern "C" fn(Handle, Dword, usize, *mut c_void) -> Bool =
-        socknotify::post_queued_completion_status;
-    let _: extern "C" fn(Handle) -> Bool = socknotify::close_handle;
-    let _: extern "C" fn() -> Dword = socknotify::get_last_error;
-    let _: extern "C" fn(Dword) = socknotify::set_last_error;
+        socknotify_capi::get_queued_completion_status_ex;
+    let _: extern "C" fn(Handle, Dword, usize, *mut Overlapped) -> Bool =
+        socknotify_capi::post_queued_completion_status;
+    let _: extern "C" fn(Handle) -> Bool = socknotify_capi::close_handle;
+    let _: extern "C" fn(Handle) -> Bool = socknotify_capi::socknotify_close_handle;
+    let _: unsafe extern "C" fn(
+        Handle,
+        *mut Dword,
+        *mut usize,
+        *mut *mut Overlapped,
+        Dword,
+    ) -> Bool = socknotify_capi::get_queued_completion_status;
+    let _: extern "C" fn(Handle) -> Bool = socknotify_capi::blocking_begin;
+    let _: extern "C" fn(Handle) -> Bool = socknotify_capi::blocking_end;
+    let _: extern "C" fn() -> Dword = socknotify_capi::wsa_get_last_error;
+    let _: extern "C" fn(libc::c_int) -> Dword = socknotify_capi::errno_to_winsock;
+    let _: extern "C" fn() -> Dword = socknotify_capi::get_last_error;
+    let _: extern "C" fn(Dword) = socknotify_capi::set_last_error;
 }
 
 fn compile_check(compiler: &str, flags: &[&str], lang: &str, test: &str) {
@@ -313,6 +408,43 @@ fn header_compiles_cleanly_as_c_and_cxx() {
              return (int)(SocketNotificationRetrieveEvents(&entry) & ~(UINT32)r.eventFilter);\n}\n",
         )
         .unwrap();
+        let mut cmd = Command::new(compiler);
+        cmd.args(flags)
+            .args(["-fsyntax-only", "-I"])
+            .arg(util::include_dir())
+            .arg(&source);
+        util::run_tool(cmd);
+    }
+}
+
+/// The compatibility header, alone and after `socknotify.h`, in C and C++ with the strict
+/// flags; its own Windows layout (WSADATA, SRWLOCK) checked too.
+#[test]
+fn compatibility_header_compiles_cleanly_as_c_and_cxx() {
+    let dir = util::scratch("header-compat");
+    let body = "#include \"socknotify.h\"\n#include <socknotify/winsock2.h>\n\
+        #include <socknotify/winsock2.h>\n\
+        #ifdef __cplusplus\n#define CHECK(e) static_assert(e, #e)\n\
+        #else\n#define CHECK(e) _Static_assert(e, #e)\n#endif\n\
+        CHECK(sizeof(WSADATA) == 408);\nCHECK(offsetof(WSADATA, lpVendorInfo) == 8);\n\
+        CHECK(offsetof(WSADATA, szDescription) == 16);\nCHECK(sizeof(SRWLOCK) == sizeof(void *));\n\
+        CHECK(SD_BOTH == SHUT_RDWR);\nCHECK(SD_SEND == SHUT_WR);\nCHECK(SD_RECEIVE == SHUT_RD);\n\
+        CHECK(WINSOCK_VERSION == 0x0202);\n\
+        static DWORD WINAPI routine(PVOID p) { (void)p; return 0; }\n\
+        int main(void) {\n\
+        WSADATA data; SRWLOCK lock = SRWLOCK_INIT; sockaddr_in address; u_long on = 1;\n\
+        HANDLE thread = CreateThread(NULL, 0, routine, NULL, 0, NULL);\n\
+        ZeroMemory(&address, sizeof address);\n\
+        AcquireSRWLockExclusive(&lock); ReleaseSRWLockExclusive(&lock);\n\
+        return WSAStartup(WINSOCK_VERSION, &data) + ioctlsocket(INVALID_SOCKET, FIONBIO, &on) +\n\
+            (int)WaitForSingleObject(thread, INFINITE) + (int)CloseHandle(thread) +\n\
+            WSAGetLastError() + (int)GetLastError() + WSACleanup();\n}\n";
+    for (compiler, flags, file) in [
+        ("cc", util::C_FLAGS, "compat.c"),
+        ("c++", util::CXX_FLAGS, "compat.cpp"),
+    ] {
+        let source = dir.join(file);
+        std::fs::write(&source, body).unwrap();
         let mut cmd = Command::new(compiler);
         cmd.args(flags)
             .args(["-fsyntax-only", "-I"])

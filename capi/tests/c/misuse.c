@@ -147,14 +147,16 @@ static void registrations(void)
     SOCKET closed = socket(AF_INET, SOCK_DGRAM, 0);
     int pipefd[2];
     const UINT8 persistent_level = SOCK_NOTIFY_TRIGGER_PERSISTENT | SOCK_NOTIFY_TRIGGER_LEVEL;
-    SOCK_NOTIFY_REGISTRATION batch[9];
+    SOCK_NOTIFY_REGISTRATION batch[11];
+    FILE *file = tmpfile();
     OVERLAPPED_ENTRY entries[4];
     UINT32 received = 99;
     DWORD rc;
 
-    expect_true("setup", port != NULL && other != NULL && a >= 0 && b >= 0 && closed >= 0 &&
+    expect_true("setup", port != NULL && other != NULL && a != INVALID_SOCKET &&
+                             b != INVALID_SOCKET && closed != INVALID_SOCKET &&
                              pipe(pipefd) == 0);
-    close(closed);
+    close((int)closed);
     batch[0] = reg(b, SOCK_NOTIFY_OP_ENABLE, persistent_level, 2);
     rc = ProcessSocketNotifications(other, 1, batch, 0, 0, NULL, NULL);
     expect_code("register b on the other port", rc, ERROR_SUCCESS);
@@ -163,25 +165,39 @@ static void registrations(void)
     /* One bad registration does not stop the others; each gets its own code. */
     batch[0] = reg(a, SOCK_NOTIFY_OP_ENABLE, persistent_level, 1);
     batch[1] = reg(a, SOCK_NOTIFY_OP_ENABLE, persistent_level, 9);        /* key change */
-    batch[2] = reg(a, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL, 1); /* no mode */
+    batch[2] = reg(a, SOCK_NOTIFY_OP_ENABLE, persistent_level | SOCK_NOTIFY_TRIGGER_ONESHOT,
+                   1); /* both modes */
     batch[3] = reg(a, SOCK_NOTIFY_OP_ENABLE | SOCK_NOTIFY_OP_REMOVE, persistent_level, 1);
-    batch[4] = reg(pipefd[0], SOCK_NOTIFY_OP_ENABLE, persistent_level, 3);
+    batch[4] = reg((SOCKET)pipefd[0], SOCK_NOTIFY_OP_ENABLE, persistent_level, 3);
     batch[5] = reg(closed, SOCK_NOTIFY_OP_ENABLE, persistent_level, 4);
     batch[6] = reg(INVALID_SOCKET, SOCK_NOTIFY_OP_ENABLE, persistent_level, 5);
     batch[7] = reg(b, SOCK_NOTIFY_OP_ENABLE, persistent_level, 2); /* on the other port */
     batch[8] = reg(b, SOCK_NOTIFY_OP_REMOVE, 0, 0);                /* not on this port */
-    rc = ProcessSocketNotifications(port, 9, batch, 0, 4, entries, &received);
+    batch[9] = reg((SOCKET)fileno(file), SOCK_NOTIFY_OP_ENABLE, persistent_level, 6);
+    batch[10] = reg((SOCKET)(int)-5, SOCK_NOTIFY_OP_ENABLE, persistent_level, 7);
+    rc = ProcessSocketNotifications(port, 11, batch, 0, 4, entries, &received);
     expect_code("batch return", rc, WAIT_TIMEOUT);
     expect_code("batch received", received, 0);
     expect_code("good", batch[0].registrationResult, ERROR_SUCCESS);
-    expect_code("key change", batch[1].registrationResult, ERROR_INVALID_PARAMETER);
-    expect_code("no mode", batch[2].registrationResult, ERROR_INVALID_PARAMETER);
-    expect_code("two operations", batch[3].registrationResult, ERROR_INVALID_PARAMETER);
+    expect_code("key change", batch[1].registrationResult, WSAEINVAL);
+    expect_code("both modes", batch[2].registrationResult, WSAEINVAL);
+    expect_code("two operations", batch[3].registrationResult, WSAEINVAL);
     expect_code("pipe", batch[4].registrationResult, WSAENOTSOCK);
-    expect_code("closed descriptor", batch[5].registrationResult, WSAENOTSOCK);
-    expect_code("INVALID_SOCKET", batch[6].registrationResult, WSAENOTSOCK);
+    expect_code("closed descriptor", batch[5].registrationResult, WSAEBADF);
+    expect_code("INVALID_SOCKET", batch[6].registrationResult, WSAEBADF);
     expect_code("other port", batch[7].registrationResult, ERROR_ALREADY_EXISTS);
     expect_code("not registered here", batch[8].registrationResult, ERROR_NOT_FOUND);
+    expect_code("regular file", batch[9].registrationResult, WSAENOTSOCK);
+    expect_code("negative descriptor", batch[10].registrationResult, WSAEBADF);
+
+    /* LEVEL alone and EDGE alone are valid and persistent (Windows, and the seed). */
+    batch[0] = reg(a, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_LEVEL, 1);
+    batch[1] = reg(b, SOCK_NOTIFY_OP_REMOVE, 0, 0);
+    rc = ProcessSocketNotifications(port, 1, batch, 0, 0, NULL, NULL);
+    expect_code("LEVEL alone", batch[0].registrationResult, ERROR_SUCCESS);
+    batch[0] = reg(a, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_TRIGGER_EDGE, 1);
+    rc = ProcessSocketNotifications(port, 1, batch, 0, 0, NULL, NULL);
+    expect_code("EDGE alone", batch[0].registrationResult, ERROR_SUCCESS);
 
     /* REMOVE then its entry; a second REMOVE is NOT_FOUND. */
     batch[0] = reg(a, SOCK_NOTIFY_OP_REMOVE, 0, 0);
@@ -204,8 +220,9 @@ static void registrations(void)
     expect_code("closed port", rc, ERROR_INVALID_HANDLE);
 
     expect_true("close other", CloseHandle(other));
-    close(a);
-    close(b);
+    close((int)a);
+    close((int)b);
+    fclose(file);
     close(pipefd[0]);
     close(pipefd[1]);
 }
