@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socknotify::{is_port_closed, Backend, CompletionEntry, CompletionPort, Events, PortStats};
+use util::child::in_child_process;
 use util::*;
 
 /// No field of the stats has wrapped around, and no more than `concurrency` are released.
@@ -89,62 +90,73 @@ fn assert_slots_free(port: &Arc<CompletionPort>, what: &str) {
 
 #[test]
 fn rule_18_blocking_nests_row_d() {
-    each_backend(|b| {
-        let port = Arc::new(port_with(b, 2));
-        become_released(&port, 1);
-        assert_eq!(assert_sane(&port, "released").released, 1);
-        let inner = port.blocking(|| {
-            assert_eq!(assert_sane(&port, "in blocking").released, 0);
-            let inner = port.blocking(|| assert_sane(&port, "in nested blocking"));
-            assert_eq!(assert_sane(&port, "back in blocking").released, 0);
-            inner
+    // In a child process: on a gate that gives a slot back twice, the overflow can abort
+    // the process from a thread-local destructor.
+    in_child_process("rule_18_blocking_nests_row_d", || {
+        each_backend(|b| {
+            let port = Arc::new(port_with(b, 2));
+            become_released(&port, 1);
+            assert_eq!(assert_sane(&port, "released").released, 1);
+            let inner = port.blocking(|| {
+                assert_eq!(assert_sane(&port, "in blocking").released, 0);
+                let inner = port.blocking(|| assert_sane(&port, "in nested blocking"));
+                assert_eq!(assert_sane(&port, "back in blocking").released, 0);
+                inner
+            });
+            assert_eq!(inner.released, 0, "nested blocking: {inner:?}");
+            assert_eq!(assert_sane(&port, "after blocking").released, 1);
+            // Calling again gives the slot back; every slot is then free, and no more.
+            let mut entries = [CompletionEntry::default(); 1];
+            assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(), 0);
+            assert_eq!(assert_sane(&port, "after calling again").released, 0);
+            assert_slots_free(&port, "after nested blocking");
         });
-        assert_eq!(inner.released, 0, "nested blocking: {inner:?}");
-        assert_eq!(assert_sane(&port, "after blocking").released, 1);
-        // Calling again gives the slot back; every slot is then free, and no more.
-        let mut entries = [CompletionEntry::default(); 1];
-        assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(), 0);
-        assert_eq!(assert_sane(&port, "after calling again").released, 0);
-        assert_slots_free(&port, "after nested blocking");
     });
 }
 
 #[test]
 fn rule_18_dequeue_on_another_port_inside_blocking_row_d() {
-    each_backend(|b| {
-        let first = Arc::new(port_with(b, 1));
-        let second = Arc::new(port_with(b, 1));
-        become_released(&first, 1);
-        first.blocking(|| {
-            assert_eq!(assert_sane(&first, "in blocking").released, 0);
-            // Another port, inside: released there, and nested blocking on both.
-            become_released(&second, 2);
-            second.blocking(|| {
+    // In a child process: on a gate that gives a slot back twice, the overflow can abort
+    // the process from a thread-local destructor.
+    in_child_process(
+        "rule_18_dequeue_on_another_port_inside_blocking_row_d",
+        || {
+            each_backend(|b| {
+                let first = Arc::new(port_with(b, 1));
+                let second = Arc::new(port_with(b, 1));
+                become_released(&first, 1);
                 first.blocking(|| {
-                    assert_sane(&first, "nested, first");
-                    assert_sane(&second, "nested, second");
-                })
+                    assert_eq!(assert_sane(&first, "in blocking").released, 0);
+                    // Another port, inside: released there, and nested blocking on both.
+                    become_released(&second, 2);
+                    second.blocking(|| {
+                        first.blocking(|| {
+                            assert_sane(&first, "nested, first");
+                            assert_sane(&second, "nested, second");
+                        })
+                    });
+                    let (mut client, server) = tcp_pair();
+                    enable(&second, &server, 3, Events::IN, ONESHOT_LEVEL);
+                    client.write_all(b"x").unwrap();
+                    expect_entry(&second, 3, Events::IN);
+                    assert_sane(&first, "after the other port");
+                    assert_sane(&second, "after the other port");
+                });
+                assert_sane(&first, "after blocking");
+                assert_sane(&second, "after blocking");
+                // A call gives back whatever slot the thread holds, on either port.
+                let mut entries = [CompletionEntry::default(); 1];
+                assert_eq!(
+                    first.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(),
+                    0
+                );
+                assert_eq!(assert_sane(&first, "after calling again").released, 0);
+                assert_eq!(assert_sane(&second, "after calling again").released, 0);
+                assert_slots_free(&first, "first port");
+                assert_slots_free(&second, "second port");
             });
-            let (mut client, server) = tcp_pair();
-            enable(&second, &server, 3, Events::IN, ONESHOT_LEVEL);
-            client.write_all(b"x").unwrap();
-            expect_entry(&second, 3, Events::IN);
-            assert_sane(&first, "after the other port");
-            assert_sane(&second, "after the other port");
-        });
-        assert_sane(&first, "after blocking");
-        assert_sane(&second, "after blocking");
-        // A call gives back whatever slot the thread holds, on either port.
-        let mut entries = [CompletionEntry::default(); 1];
-        assert_eq!(
-            first.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(),
-            0
-        );
-        assert_eq!(assert_sane(&first, "after calling again").released, 0);
-        assert_eq!(assert_sane(&second, "after calling again").released, 0);
-        assert_slots_free(&first, "first port");
-        assert_slots_free(&second, "second port");
-    });
+        },
+    );
 }
 
 /// Threads that dequeue and then block in nested `blocking()` sections, over and over:
@@ -152,73 +164,80 @@ fn rule_18_dequeue_on_another_port_inside_blocking_row_d() {
 /// than the concurrency, so that a slot given back twice shows as one thread too many.
 #[test]
 fn rule_18_nested_blocking_never_releases_more_than_the_concurrency_row_d() {
-    each_backend(|b| {
-        const CONCURRENCY: usize = 2;
-        const THREADS: usize = CONCURRENCY + 2;
-        const POSTS: usize = 400;
-        let port = Arc::new(port_with(b, CONCURRENCY));
-        let other = Arc::new(port_with(b, 1));
-        let released = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (port, other, released, peak) =
-                    (port.clone(), other.clone(), released.clone(), peak.clone());
-                thread::spawn(move || {
-                    let mut entries = [CompletionEntry::default(); 1];
-                    let mut rng = Rng::new(t as u64);
-                    loop {
-                        let n = port.dequeue(&mut entries, Some(ARRIVAL)).expect("dequeue");
-                        assert_eq!(n, 1, "starved");
-                        let now = released.fetch_add(1, SeqCst) + 1;
-                        peak.fetch_max(now, SeqCst);
-                        if entries[0].key == EXIT {
-                            released.fetch_sub(1, SeqCst);
-                            port.post(entries[0]).unwrap();
-                            return;
-                        }
-                        thread::yield_now();
-                        // Not released while blocked elsewhere (counted out before the
-                        // slot is given back); straight back to dequeue afterwards.
-                        released.fetch_sub(1, SeqCst);
-                        port.blocking(|| {
-                            match rng.below(3) {
-                                0 => port.blocking(thread::yield_now),
-                                1 => port.blocking(|| port.blocking(thread::yield_now)),
-                                _ => {
-                                    // Another port inside: a zero wait there.
-                                    let mut e = [CompletionEntry::default(); 1];
-                                    other.dequeue(&mut e, Some(Duration::ZERO)).unwrap();
+    // In a child process: on a gate that gives a slot back twice, the overflow can abort
+    // the process from a thread-local destructor.
+    in_child_process(
+        "rule_18_nested_blocking_never_releases_more_than_the_concurrency_row_d",
+        || {
+            each_backend(|b| {
+                const CONCURRENCY: usize = 2;
+                const THREADS: usize = CONCURRENCY + 2;
+                const POSTS: usize = 400;
+                let port = Arc::new(port_with(b, CONCURRENCY));
+                let other = Arc::new(port_with(b, 1));
+                let released = Arc::new(AtomicUsize::new(0));
+                let peak = Arc::new(AtomicUsize::new(0));
+                let handles: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        let (port, other, released, peak) =
+                            (port.clone(), other.clone(), released.clone(), peak.clone());
+                        thread::spawn(move || {
+                            let mut entries = [CompletionEntry::default(); 1];
+                            let mut rng = Rng::new(t as u64);
+                            loop {
+                                let n = port.dequeue(&mut entries, Some(ARRIVAL)).expect("dequeue");
+                                assert_eq!(n, 1, "starved");
+                                let now = released.fetch_add(1, SeqCst) + 1;
+                                peak.fetch_max(now, SeqCst);
+                                if entries[0].key == EXIT {
+                                    released.fetch_sub(1, SeqCst);
+                                    port.post(entries[0]).unwrap();
+                                    return;
                                 }
+                                thread::yield_now();
+                                // Not released while blocked elsewhere (counted out before the
+                                // slot is given back); straight back to dequeue afterwards.
+                                released.fetch_sub(1, SeqCst);
+                                port.blocking(|| {
+                                    match rng.below(3) {
+                                        0 => port.blocking(thread::yield_now),
+                                        1 => port.blocking(|| port.blocking(thread::yield_now)),
+                                        _ => {
+                                            // Another port inside: a zero wait there.
+                                            let mut e = [CompletionEntry::default(); 1];
+                                            other.dequeue(&mut e, Some(Duration::ZERO)).unwrap();
+                                        }
+                                    }
+                                });
                             }
-                        });
+                        })
+                    })
+                    .collect();
+                for i in 0..POSTS {
+                    port.post(CompletionEntry::new(i, 0, 0)).unwrap();
+                    if i % 8 == 0 {
+                        assert_sane(&port, "during the storm");
                     }
-                })
-            })
-            .collect();
-        for i in 0..POSTS {
-            port.post(CompletionEntry::new(i, 0, 0)).unwrap();
-            if i % 8 == 0 {
-                assert_sane(&port, "during the storm");
-            }
-        }
-        wait_for_stats(&port, "the queue to drain", |s| s.queued == 0);
-        port.post(CompletionEntry::new(EXIT, 0, 0)).unwrap();
-        for h in handles {
-            h.join().expect("a dequeuing thread");
-        }
-        let peak = peak.load(SeqCst);
-        assert!(
-            peak <= CONCURRENCY,
-            "{peak} threads released at once with concurrency {CONCURRENCY}"
-        );
-        // This thread has no slot; the exiting threads gave theirs back.
-        let mut entries = [CompletionEntry::default(); 1];
-        assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(), 1); // EXIT
-        assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(), 0);
-        assert_eq!(assert_sane(&port, "afterwards").released, 0);
-        assert_slots_free(&port, "after the storm");
-    });
+                }
+                wait_for_stats(&port, "the queue to drain", |s| s.queued == 0);
+                port.post(CompletionEntry::new(EXIT, 0, 0)).unwrap();
+                for h in handles {
+                    h.join().expect("a dequeuing thread");
+                }
+                let peak = peak.load(SeqCst);
+                assert!(
+                    peak <= CONCURRENCY,
+                    "{peak} threads released at once with concurrency {CONCURRENCY}"
+                );
+                // This thread has no slot; the exiting threads gave theirs back.
+                let mut entries = [CompletionEntry::default(); 1];
+                assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(), 1); // EXIT
+                assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO)).unwrap(), 0);
+                assert_eq!(assert_sane(&port, "afterwards").released, 0);
+                assert_slots_free(&port, "after the storm");
+            });
+        },
+    );
 }
 
 #[test]
