@@ -10,7 +10,7 @@ mod util;
 use std::io::{ErrorKind, Write};
 use std::os::fd::{AsRawFd, IntoRawFd};
 
-use socknotify::{Backend, Events, Registration};
+use socknotify::{Backend, ErrorCause, Events, Registration};
 use util::*;
 
 #[test]
@@ -138,7 +138,13 @@ fn closed_socket_in_the_middle_of_a_batch(b: Backend) {
     for (key, r) in batch.iter().enumerate() {
         if key == CLOSED {
             let err = r.result().expect_err("closed socket re-armed");
+            // Rule 22: a closed descriptor keeps its OS code.
             assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+            assert_eq!(
+                ErrorCause::of(&err),
+                Some(ErrorCause::BadDescriptor),
+                "{err}"
+            );
         } else {
             r.result().unwrap_or_else(|e| panic!("socket {key}: {e}"));
         }

@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
-use socknotify::{Events, Operation, Registration, Trigger};
+use socknotify::{ErrorCause, Events, Operation, Registration, Trigger};
 use util::*;
 
 #[test]
@@ -250,17 +250,33 @@ fn rule_08_only_sockets() {
         // A number no descriptor has: closing one of ours instead would race with the
         // other tests' threads, which may be given the number at once.
         let closed = 1 << 24;
-        // Rule 22: the OS code tells a closed descriptor from a non-socket.
+        // Rule 22: the OS code says which: not a socket, or not an open descriptor.
         let cases = [
-            (fds[0], "pipe", libc::ENOTSOCK),
-            (file.as_raw_fd(), "regular file", libc::ENOTSOCK),
-            (closed, "closed descriptor", libc::EBADF),
-            (-1, "negative descriptor", libc::EBADF),
+            (fds[0], "pipe", libc::ENOTSOCK, ErrorCause::NotSocket),
+            (
+                file.as_raw_fd(),
+                "regular file",
+                libc::ENOTSOCK,
+                ErrorCause::NotSocket,
+            ),
+            (
+                closed,
+                "closed descriptor",
+                libc::EBADF,
+                ErrorCause::BadDescriptor,
+            ),
+            (
+                -1,
+                "negative descriptor",
+                libc::EBADF,
+                ErrorCause::BadDescriptor,
+            ),
         ];
-        for (fd, what, code) in cases {
+        for (fd, what, code, cause) in cases {
             let r = Registration::from_raw(fd, 1, Events::IN, Operation::Enable, LEVEL);
             let err = apply_one(&port, r).expect_err(what);
             assert_eq!(err.raw_os_error(), Some(code), "{what}: {err}");
+            assert_eq!(ErrorCause::of(&err), Some(cause), "{what}: {err}");
         }
         assert_eq!(port.registrations(), 0);
         enable(&port, &listener, 1, Events::IN, LEVEL);

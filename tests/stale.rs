@@ -1,0 +1,98 @@
+//! SPEC rule 7, its duplicate clause: closing the registered descriptor of a socket that
+//! stays open through a duplicate must not make the port spin or deliver entries under the
+//! old key forever; at most one stale report, then silence, and REMOVE through a remaining
+//! descriptor works (issue 10, row e).
+
+mod util;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use socknotify::{CompletionEntry, ErrorCause, Events, Registration, Trigger};
+use util::*;
+
+/// How long the port must stay silent, and how much of that the waiting thread may spend on
+/// the CPU: a port that spins uses nearly all of it.
+const SILENCE: Duration = Duration::from_millis(500);
+const CPU_BUDGET: Duration = Duration::from_millis(250);
+
+#[test]
+fn rule_07_closed_registered_dup_reports_at_most_once_row_e() {
+    each_backend(|b| {
+        for trigger in [LEVEL, EDGE, Trigger::LEVEL, Trigger::EDGE] {
+            const KEY: usize = 0xe;
+            let port = port(b);
+            let (mut client, server) = tcp_pair();
+            let copy = server.try_clone().expect("try_clone");
+            enable(&port, &server, KEY, Events::IN, trigger);
+            drop(server); // the registered descriptor; the socket stays open through `copy`
+            client.write_all(b"unread").unwrap();
+            // At most one report under the old key, and nothing else.
+            let mut stale = Vec::new();
+            let window = Instant::now();
+            while window.elapsed() < QUIET * 2 {
+                stale.extend(dequeue(&port, QUIET));
+                assert!(
+                    stale.len() <= 1,
+                    "{trigger:?}: entries keep coming for a closed descriptor: {stale:?}"
+                );
+            }
+            if let Some(e) = stale.first() {
+                assert_eq!((e.key, e.events()), (KEY, Events::IN), "{trigger:?}");
+            }
+            // Then silence, without spinning.
+            let cpu = thread_cpu_time();
+            let start = Instant::now();
+            let mut entries = [CompletionEntry::default(); 8];
+            let n = port.dequeue(&mut entries, Some(SILENCE)).expect("dequeue");
+            let (waited, cpu) = (start.elapsed(), thread_cpu_time() - cpu);
+            assert_eq!(n, 0, "{trigger:?}: not silent: {:?}", &entries[..n]);
+            assert!(waited >= SILENCE, "{trigger:?}: the wait ended early");
+            assert!(
+                cpu < CPU_BUDGET,
+                "{trigger:?}: the port spins: {cpu:?} of CPU in a {waited:?} wait"
+            );
+            // REMOVE through the remaining descriptor: Ok, and one REMOVE entry, the last.
+            apply_one(&port, Registration::remove(&copy))
+                .unwrap_or_else(|e| panic!("{trigger:?}: REMOVE through the duplicate: {e}"));
+            assert_eq!(
+                drain(&port),
+                [CompletionEntry::new(KEY, Events::REMOVE.bits().into(), 0)],
+                "{trigger:?}: not exactly one REMOVE entry"
+            );
+            let err = apply_one(&port, Registration::remove(&copy)).expect_err("second REMOVE");
+            assert_eq!(
+                ErrorCause::of(&err),
+                Some(ErrorCause::NotRegistered),
+                "{err}"
+            );
+            client.write_all(b"more").unwrap();
+            expect_nothing(&port);
+            assert_eq!(port.registrations(), 0, "{trigger:?}");
+            // The socket is free again: the duplicate registers afresh, with any key.
+            enable(&port, &copy, KEY + 1, Events::IN, ONESHOT_LEVEL);
+            expect_entry(&port, KEY + 1, Events::IN);
+        }
+    });
+}
+
+/// The same with the duplicate closed instead: the registered descriptor is the one left,
+/// and the registration goes on as if nothing happened.
+#[test]
+fn rule_07_closing_a_duplicate_changes_nothing() {
+    each_backend(|b| {
+        const KEY: usize = 0xe1;
+        let port = port(b);
+        let (mut client, server) = tcp_pair();
+        let copy = server.try_clone().expect("try_clone");
+        enable(&port, &server, KEY, Events::IN, ONESHOT_LEVEL);
+        drop(copy);
+        client.write_all(b"x").unwrap();
+        expect_entry(&port, KEY, Events::IN);
+        expect_nothing(&port);
+        enable(&port, &server, KEY, Events::IN, ONESHOT_LEVEL);
+        expect_entry(&port, KEY, Events::IN);
+        remove_and_wait(&port, &server, KEY);
+        assert_eq!(port.registrations(), 0);
+    });
+}
