@@ -20,8 +20,9 @@
 //! others wait, the most recent first. [`CompletionPort::blocking`] frees a released
 //! thread's slot while it blocks on something else.
 //!
-//! The full rules are in the repository's `SPEC.md`; each has a conformance test in
-//! `tests/` that runs against every backend on the machine.
+//! The full rules are in [the specification](spec) (the repository's `docs/spec.md`); each
+//! has a conformance test in the repository's `tests/` that runs against every backend on
+//! the machine.
 //!
 //! # Backends
 //!
@@ -136,6 +137,9 @@ mod sys;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// Documentation only: the rules, as docs.rs shows them.
+pub mod spec;
 
 pub use error::is_port_closed;
 pub use event::{CompletionEntry, Events, Trigger};
