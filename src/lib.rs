@@ -138,8 +138,12 @@ mod sys;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-// Documentation only: the rules, as docs.rs shows them.
+// Documentation only: the rules, as docs.rs shows them. Then per-registration contexts,
+// built on the public API.
 pub mod spec;
+
+mod context;
+pub use context::{is_context_key, ContextPort, Delivery, Refused};
 
 pub use error::is_port_closed;
 pub use event::{CompletionEntry, Events, Trigger};
