@@ -63,6 +63,11 @@ pub const fn is_context_key(key: usize) -> bool {
 /// usual. Keep posted keys in the reserved ranges of [`is_context_key`]; a posted entry
 /// with a live context's key would be taken for that context's entry.
 ///
+/// Send a key's ENABLEs only while its registration exists: after the REMOVE, an ENABLE
+/// with the old key would register the socket anew under a key that reaches nothing (its
+/// entries come out as [`Delivery::Stale`]). With `ONESHOT` registrations this holds by
+/// itself, since only the thread that got a connection's last entry re-arms or removes it.
+///
 /// # Cost and locking
 ///
 /// One mutex guards a slab of `(generation, Arc<T>)` slots: 16 bytes per context on 64-bit
