@@ -478,7 +478,10 @@ impl fmt::Debug for Registration {
         f.debug_struct("Registration")
             .field("socket", &self.socket)
             .field("key", &self.key)
-            .field("operation", &OperationBits(self.operation))
+            .field(
+                "operation",
+                &OperationBits(self.operation(), self.operation),
+            )
             .field("events", &FlagNames(self.events()))
             .field("trigger", &FlagNames(self.trigger()))
             .field("result", &ResultLine(self.result()))
@@ -487,14 +490,13 @@ impl fmt::Debug for Registration {
 }
 
 /// An operation field: its name, or its bits when they are not one known operation.
-struct OperationBits(u8);
+struct OperationBits(Option<Operation>, u8);
 
 impl fmt::Debug for OperationBits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let known = Registration::from_bits(0, 0, 0, self.0, 0).operation();
-        match known {
+        match self.0 {
             Some(op) => fmt::Debug::fmt(&op, f),
-            None => write!(f, "{:#04x}", self.0),
+            None => write!(f, "{:#04x}", self.1),
         }
     }
 }
