@@ -50,7 +50,7 @@ struct Counts {
 }
 
 struct Server {
-    ports: ContextPort<Conn>,
+    conns: ContextPort<Conn>,
     listener: TcpListener,
     clients: usize,
     n: Counts,
@@ -59,7 +59,7 @@ struct Server {
 impl Server {
     /// One server thread; true if it left through the exit entry.
     fn serve(&self) -> bool {
-        let (port, mut changes) = (self.ports.port(), Vec::new());
+        let (port, mut changes) = (self.conns.port(), Vec::new());
         let (mut entries, mut buf) = ([CompletionEntry::default(); 8], [0; 4096]);
         loop {
             let timeout = Some(Duration::from_secs(1));
@@ -73,7 +73,7 @@ impl Server {
             }
             let mut exit = false;
             for entry in &entries[..n] {
-                match self.ports.entry(entry) {
+                match self.conns.entry(entry) {
                     Delivery::Event { key, context, .. } => {
                         self.ready(key, &context, &mut buf, &mut changes)
                     }
@@ -110,13 +110,13 @@ impl Server {
                 (_, LISTENER) => self.n.paused.store(true, SeqCst),
                 // A failed re-arm leaves the connection registered and disarmed: remove it.
                 (Some(Operation::Enable), key) => {
-                    if let Some(conn) = self.ports.get(key) {
+                    if let Some(conn) = self.conns.get(key) {
                         changes.push(Registration::remove(&conn.stream).with_key(key));
                     }
                 }
                 // A failed REMOVE: no REMOVE entry will come, so let the context go now.
                 (_, key) => {
-                    if self.ports.take(key).is_some() {
+                    if self.conns.take(key).is_some() {
                         self.end();
                     }
                 }
@@ -147,9 +147,9 @@ impl Server {
             self.n.accepted.fetch_add(1, SeqCst);
             let unsent = Mutex::new(Vec::new());
             let conn = Arc::new(Conn { stream, unsent });
-            let (filter, ports) = (Events::IN | Events::HANGUP, &self.ports);
+            let (filter, conns) = (Events::IN | Events::HANGUP, &self.conns);
             let registered = conn.stream.set_nonblocking(true).and_then(|()| {
-                Ok(ports.register(&conn.stream, conn.clone(), filter, ONESHOT_LEVEL)?)
+                Ok(conns.register(&conn.stream, conn.clone(), filter, ONESHOT_LEVEL)?)
             });
             if let Err(e) = registered {
                 self.error(format_args!("registering a connection: {e}"));
@@ -219,7 +219,7 @@ impl Server {
     /// A registration ended; after the last one, the exit entry goes round.
     fn end(&self) {
         if self.n.ended.fetch_add(1, SeqCst) == self.clients {
-            if let Err(e) = self.ports.port().post(CompletionEntry::new(EXIT, 0, 0)) {
+            if let Err(e) = self.conns.port().post(CompletionEntry::new(EXIT, 0, 0)) {
                 self.error(format_args!("posting the exit entry: {e}"));
             }
         }
@@ -268,9 +268,9 @@ pub fn run(port: CompletionPort, [threads, clients, messages]: [usize; 3]) -> io
     first.iter().try_for_each(Registration::result)?;
     let (b, c) = (port.backend(), port.concurrency());
     println!("  port          backend {b:?}, concurrency {c} (the CPU count)");
-    let (ports, n, start) = (ContextPort::new(port), Counts::default(), Instant::now());
+    let (conns, n, start) = (ContextPort::new(port), Counts::default(), Instant::now());
     let server = Server {
-        ports,
+        conns,
         listener,
         clients,
         n,
@@ -285,13 +285,13 @@ pub fn run(port: CompletionPort, [threads, clients, messages]: [usize; 3]) -> io
         let pool: Vec<_> = (0..pool).map(spawn).collect();
         let ok: usize = pool.into_iter().map(|c| c.join().unwrap_or(0)).sum();
         if ok < clients {
-            server.ports.close(); // the server would wait for them: wake every thread
+            server.conns.close(); // the server would wait for them: wake every thread
         }
         let exits = servers.into_iter().map(|s| s.join().unwrap_or(false));
         (ok, exits.filter(|&through_exit| through_exit).count())
     });
-    let registrations = server.ports.port().registrations();
-    let left = server.ports.close().len();
+    let registrations = server.conns.port().registrations();
+    let left = server.conns.close().len();
     let n = &server.n;
     let [accepted, removed, echoed, rearms, errors] =
         [&n.accepted, &n.removed, &n.echoed, &n.rearms, &n.errors].map(|a| a.load(SeqCst));

@@ -85,7 +85,7 @@
 //! }
 //!
 //! fn main() -> io::Result<()> {
-//!     let port: ContextPort<Conn> = ContextPort::new(CompletionPort::new()?);
+//!     let conns: ContextPort<Conn> = ContextPort::new(CompletionPort::new()?);
 //!     let listener = TcpListener::bind("127.0.0.1:7878")?;
 //!     listener.set_nonblocking(true)?;
 //!     let listen = Registration::enable(&listener, LISTENER, Events::IN, ONESHOT_LEVEL);
@@ -94,7 +94,7 @@
 //!     loop {
 //!         // Apply the changes of the last round, then wait for entries: one call.
 //!         let timeout = Some(Duration::from_secs(1));
-//!         let n = port.port().process(&mut changes, &mut entries, timeout)?;
+//!         let n = conns.port().process(&mut changes, &mut entries, timeout)?;
 //!         let failed: Vec<_> = changes.drain(..).filter(|r| r.result().is_err()).collect();
 //!         for r in failed {
 //!             eprintln!("{r:?}"); // one failure costs one registration, not the server
@@ -102,11 +102,11 @@
 //!                 paused = true; // retried after a quiet second
 //!             } else if r.operation() == Some(Operation::Enable) {
 //!                 // A failed re-arm leaves the connection registered but disarmed.
-//!                 if let Some(conn) = port.get(r.key()) {
+//!                 if let Some(conn) = conns.get(r.key()) {
 //!                     changes.push(Registration::remove(&conn.stream).with_key(r.key()));
 //!                 }
 //!             } else {
-//!                 drop(port.take(r.key())); // a failed REMOVE: no REMOVE entry will come
+//!                 drop(conns.take(r.key())); // a failed REMOVE: no REMOVE entry will come
 //!             }
 //!         }
 //!         if n == 0 && paused {
@@ -114,9 +114,9 @@
 //!             changes.push(listen.clone());
 //!         }
 //!         for entry in &entries[..n] {
-//!             match port.entry(entry) {
+//!             match conns.entry(entry) {
 //!                 Delivery::Other(e) if e.key == LISTENER => {
-//!                     if accept(&port, &listener) {
+//!                     if accept(&conns, &listener) {
 //!                         changes.push(listen.clone()); // one-shot: re-arm it
 //!                     } else {
 //!                         paused = true;
@@ -137,7 +137,7 @@
 //!
 //! /// Accepts until `WouldBlock` (true) or an error such as EMFILE (false: re-arming now
 //! /// would report the same pending connection at once, for ever).
-//! fn accept(port: &ContextPort<Conn>, listener: &TcpListener) -> bool {
+//! fn accept(conns: &ContextPort<Conn>, listener: &TcpListener) -> bool {
 //!     loop {
 //!         let stream = match listener.accept() {
 //!             Ok((stream, _)) => stream,
@@ -154,8 +154,8 @@
 //!         }
 //!         let conn = Arc::new(Conn { stream, unsent: Mutex::default() });
 //!         let filter = Events::IN | Events::HANGUP;
-//!         if let Err(refused) = port.register(&conn.stream, conn.clone(), filter, ONESHOT_LEVEL)
-//!         {
+//!         let registered = conns.register(&conn.stream, conn.clone(), filter, ONESHOT_LEVEL);
+//!         if let Err(refused) = registered {
 //!             eprintln!("not registered: {}", refused.error); // dropping it closes it
 //!         }
 //!     }
