@@ -39,30 +39,121 @@ impl Events {
     pub const FILTER: Events = Events::IN.union(Events::OUT).union(Events::HANGUP);
 
     /// Whether [`IN`](Events::IN) is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// client.write_all(b"ping")?;
+    /// let mut changes = [Registration::enable(&server, 1, Events::IN, Trigger::LEVEL)];
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// assert!(entries[0].events().is_readable());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_readable(self) -> bool {
         self.contains(Events::IN)
     }
 
     /// Whether [`OUT`](Events::OUT) is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// // A fresh connection has room to write.
+    /// let trigger = Trigger::ONESHOT | Trigger::LEVEL;
+    /// let mut changes = [Registration::enable(&client, 1, Events::OUT, trigger)];
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// assert!(entries[0].events().is_writable());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_writable(self) -> bool {
         self.contains(Events::OUT)
     }
 
     /// Whether [`HANGUP`](Events::HANGUP) is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{Shutdown, TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// client.shutdown(Shutdown::Both)?;
+    /// let filter = Events::IN | Events::HANGUP;
+    /// let trigger = Trigger::ONESHOT | Trigger::LEVEL;
+    /// let mut changes = [Registration::enable(&server, 1, filter, trigger)];
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// assert!(entries[0].events().is_hangup());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_hangup(self) -> bool {
         self.contains(Events::HANGUP)
     }
 
-    /// Whether [`ERR`](Events::ERR) is set.
+    /// Whether [`ERR`](Events::ERR) is set. `ERR` is never asked for: a socket with a
+    /// pending error (a reset, for example) reports it whatever its filter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{CompletionEntry, Events};
+    ///
+    /// let entry = CompletionEntry::new(1, u32::from((Events::IN | Events::ERR).bits()), 0);
+    /// assert!(entry.events().is_error());
+    /// assert!(!Events::IN.is_error());
+    /// ```
     #[must_use]
     pub fn is_error(self) -> bool {
         self.contains(Events::ERR)
     }
 
     /// Whether [`REMOVE`](Events::REMOVE) is set: the registration's last entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// let mut changes = [
+    ///     Registration::enable(&socket, 5, Events::IN, Trigger::LEVEL),
+    ///     Registration::remove(&socket),
+    /// ];
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// assert_eq!(entries[0].key, 5);
+    /// assert!(entries[0].events().is_remove());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_remove(self) -> bool {
         self.contains(Events::REMOVE)
@@ -95,12 +186,30 @@ bitflags! {
 
 impl Trigger {
     /// Whether [`ONESHOT`](Trigger::ONESHOT) is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::Trigger;
+    ///
+    /// assert!((Trigger::ONESHOT | Trigger::LEVEL).is_oneshot());
+    /// assert!(!Trigger::LEVEL.is_oneshot()); // LEVEL alone is persistent
+    /// ```
     #[must_use]
     pub fn is_oneshot(self) -> bool {
         self.contains(Trigger::ONESHOT)
     }
 
     /// Whether [`EDGE`](Trigger::EDGE) is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::Trigger;
+    ///
+    /// assert!(Trigger::EDGE.is_edge());
+    /// assert!(!(Trigger::ONESHOT | Trigger::LEVEL).is_edge());
+    /// ```
     #[must_use]
     pub fn is_edge(self) -> bool {
         self.contains(Trigger::EDGE)
@@ -126,6 +235,20 @@ pub struct CompletionEntry {
 impl CompletionEntry {
     /// An entry with the given fields, as [`CompletionPort::post`](crate::CompletionPort::post)
     /// takes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// port.post(CompletionEntry::new(usize::MAX, 12, 0xfeed))?;
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// assert_eq!(port.dequeue(&mut entries, Some(Duration::from_secs(5)))?, 1);
+    /// assert_eq!(entries[0], CompletionEntry::new(usize::MAX, 12, 0xfeed));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub const fn new(key: usize, bytes: u32, overlapped: usize) -> Self {
         CompletionEntry {
@@ -138,6 +261,17 @@ impl CompletionEntry {
     /// The event bits of a socket notification: the low 16 bits of `bytes`.
     ///
     /// For a posted entry this reads whatever was posted in `bytes`, as on Windows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{CompletionEntry, Events};
+    ///
+    /// let entry = CompletionEntry::new(7, 0x05, 0);
+    /// assert_eq!(entry.events(), Events::IN | Events::HANGUP);
+    /// // Unknown bits are kept.
+    /// assert_eq!(CompletionEntry::new(7, 0x101, 0).events().bits(), 0x101);
+    /// ```
     #[doc(alias = "SocketNotificationRetrieveEvents")]
     #[must_use]
     pub fn events(&self) -> Events {

@@ -27,8 +27,9 @@
 //! an EDGE registration was enabled; socknotify may queue one entry then, which a program
 //! that drains does not notice.)
 //!
-//! The full rules are in the repository's `SPEC.md`; each has a conformance test in
-//! `tests/` that runs against every backend on the machine.
+//! The full rules are in [the specification](spec) (the repository's `docs/spec.md`); each
+//! has a conformance test in the repository's `tests/` that runs against every backend on
+//! the machine.
 //!
 //! # Backends
 //!
@@ -64,65 +65,145 @@
 //! Per-socket failures go to each [`Registration::result`]; `process` itself fails only for
 //! the call as a whole.
 //!
+//! # Per-registration context
+//!
+//! A completion key is a `usize`. [`ContextPort`] gives each registration an owned context
+//! instead, without `unsafe`: an entry hands back the context of its key, the REMOVE entry
+//! hands ownership back, and keys are generation-checked so that a stale entry never
+//! reaches a newer context. [The guide](guide) shows how a multi-threaded server uses it.
+//!
 //! # Example
 //!
-//! An echo server on one thread, re-arming one-shot registrations through the next
-//! `process` call:
+//! An echo server on one thread. Connections are one-shot and re-armed through the next
+//! `process` call; what a non-blocking write does not take waits for an `OUT` entry; a
+//! failed registration costs one connection; an `accept` error (out of descriptors, say)
+//! pauses the listener instead of spinning on it. [The guide](guide) explains each choice
+//! and ends with a multi-threaded version.
 //!
 //! ```no_run
-//! use std::collections::HashMap;
-//! use std::io::{self, Read, Write};
+//! use std::io::{self, ErrorKind, Read, Write};
 //! use std::net::{TcpListener, TcpStream};
+//! use std::sync::{Arc, Mutex};
 //! use std::time::Duration;
-//! use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+//! use socknotify::{CompletionEntry, CompletionPort, ContextPort, Delivery};
+//! use socknotify::{Events, Operation, Registration, Trigger};
+//!
+//! const LISTENER: usize = 0; // a key of our own: context keys are never 0
+//! const ONESHOT_LEVEL: Trigger = Trigger::ONESHOT.union(Trigger::LEVEL);
+//!
+//! struct Conn {
+//!     stream: TcpStream,
+//!     unsent: Mutex<Vec<u8>>, // what the socket has not taken yet
+//! }
 //!
 //! fn main() -> io::Result<()> {
-//!     let port = CompletionPort::new()?;
-//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let conns: ContextPort<Conn> = ContextPort::new(CompletionPort::new()?);
+//!     let listener = TcpListener::bind("127.0.0.1:7878")?;
 //!     listener.set_nonblocking(true)?;
-//!     const LISTENER: usize = usize::MAX;
-//!     let mut changes = vec![Registration::enable(
-//!         &listener,
-//!         LISTENER,
-//!         Events::IN,
-//!         Trigger::PERSISTENT | Trigger::LEVEL,
-//!     )];
-//!     let mut conns: HashMap<usize, TcpStream> = HashMap::new();
-//!     let mut next_key = 0;
+//!     let listen = Registration::enable(&listener, LISTENER, Events::IN, ONESHOT_LEVEL);
+//!     let (mut changes, mut paused) = (vec![listen.clone()], false);
 //!     let mut entries = [CompletionEntry::default(); 64];
 //!     loop {
-//!         let n = port.process(&mut changes, &mut entries, Some(Duration::from_secs(1)))?;
-//!         for r in &changes {
-//!             r.result()?;
-//!         }
-//!         changes.clear();
-//!         for entry in &entries[..n] {
-//!             let events = entry.events();
-//!             if entry.key == LISTENER {
-//!                 while let Ok((stream, _)) = listener.accept() {
-//!                     stream.set_nonblocking(true)?;
-//!                     let trigger = Trigger::ONESHOT | Trigger::LEVEL;
-//!                     let filter = Events::IN | Events::HANGUP;
-//!                     changes.push(Registration::enable(&stream, next_key, filter, trigger));
-//!                     conns.insert(next_key, stream);
-//!                     next_key += 1;
+//!         // Apply the changes of the last round, then wait for entries: one call.
+//!         let timeout = Some(Duration::from_secs(1));
+//!         let n = conns.port().process(&mut changes, &mut entries, timeout)?;
+//!         let failed: Vec<_> = changes.drain(..).filter(|r| r.result().is_err()).collect();
+//!         for r in failed {
+//!             eprintln!("{r:?}"); // one failure costs one registration, not the server
+//!             if r.key() == LISTENER {
+//!                 paused = true; // retried after a quiet second
+//!             } else if r.operation() == Some(Operation::Enable) {
+//!                 // A failed re-arm leaves the connection registered but disarmed.
+//!                 if let Some(conn) = conns.get(r.key()) {
+//!                     changes.push(Registration::remove(&conn.stream).with_key(r.key()));
 //!                 }
-//!             } else if events.is_remove() {
-//!                 conns.remove(&entry.key); // the last entry: now the socket may go
-//!             } else if let Some(stream) = conns.get_mut(&entry.key) {
-//!                 let mut buf = [0u8; 4096];
-//!                 match stream.read(&mut buf) {
-//!                     Ok(0) | Err(_) => changes.push(Registration::remove(stream)),
-//!                     Ok(n) => {
-//!                         stream.write_all(&buf[..n])?;
-//!                         let trigger = Trigger::ONESHOT | Trigger::LEVEL;
-//!                         let filter = Events::IN | Events::HANGUP;
-//!                         changes.push(Registration::enable(stream, entry.key, filter, trigger));
+//!             } else {
+//!                 drop(conns.take(r.key())); // a failed REMOVE: no REMOVE entry will come
+//!             }
+//!         }
+//!         if n == 0 && paused {
+//!             paused = false;
+//!             changes.push(listen.clone());
+//!         }
+//!         for entry in &entries[..n] {
+//!             match conns.entry(entry) {
+//!                 Delivery::Other(e) if e.key == LISTENER => {
+//!                     if accept(&conns, &listener) {
+//!                         changes.push(listen.clone()); // one-shot: re-arm it
+//!                     } else {
+//!                         paused = true;
 //!                     }
 //!                 }
+//!                 Delivery::Event { key, context, .. } => changes.push(echo(key, &context)),
+//!                 // The connection's last entry: dropping its context closes the socket,
+//!                 // which frees a descriptor for a paused listener.
+//!                 Delivery::Removed { .. } if paused => {
+//!                     paused = false;
+//!                     changes.push(listen.clone());
+//!                 }
+//!                 Delivery::Removed { .. } | Delivery::Other(_) | Delivery::Stale(_) => {}
 //!             }
 //!         }
 //!     }
+//! }
+//!
+//! /// Accepts until `WouldBlock` (true) or an error such as EMFILE (false: re-arming now
+//! /// would report the same pending connection at once, for ever).
+//! fn accept(conns: &ContextPort<Conn>, listener: &TcpListener) -> bool {
+//!     loop {
+//!         let stream = match listener.accept() {
+//!             Ok((stream, _)) => stream,
+//!             Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+//!             Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
+//!             Err(e) => {
+//!                 eprintln!("accept: {e}; pausing the listener");
+//!                 return false;
+//!             }
+//!         };
+//!         if let Err(e) = stream.set_nonblocking(true) {
+//!             eprintln!("{e}");
+//!             continue;
+//!         }
+//!         let conn = Arc::new(Conn { stream, unsent: Mutex::default() });
+//!         let filter = Events::IN | Events::HANGUP;
+//!         let registered = conns.register(&conn.stream, conn.clone(), filter, ONESHOT_LEVEL);
+//!         if let Err(refused) = registered {
+//!             eprintln!("not registered: {}", refused.error); // dropping it closes it
+//!         }
+//!     }
+//! }
+//!
+//! /// Reads one chunk, echoes what the socket takes now, and says what to do next.
+//! fn echo(key: usize, conn: &Conn) -> Registration {
+//!     let mut unsent = conn.unsent.lock().unwrap();
+//!     let later =
+//!         |e: &io::Error| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted);
+//!     let mut buf = [0u8; 4096];
+//!     let (mut eof, mut failed) = (false, false);
+//!     match (&conn.stream).read(&mut buf) {
+//!         Ok(0) => eof = true, // the peer has finished sending
+//!         Ok(n) => unsent.extend_from_slice(&buf[..n]),
+//!         Err(e) if later(&e) => {}
+//!         Err(_) => failed = true,
+//!     }
+//!     while !failed && !unsent.is_empty() {
+//!         match (&conn.stream).write(&unsent) {
+//!             Ok(0) => failed = true,
+//!             Ok(n) => {
+//!                 unsent.drain(..n);
+//!             }
+//!             Err(e) if later(&e) => break, // the rest waits for an OUT entry
+//!             Err(_) => failed = true,
+//!         }
+//!     }
+//!     let filter = match (eof, unsent.is_empty()) {
+//!         _ if failed => return Registration::remove(&conn.stream).with_key(key),
+//!         (true, true) => return Registration::remove(&conn.stream).with_key(key),
+//!         (true, false) => Events::OUT,
+//!         (false, true) => Events::IN | Events::HANGUP,
+//!         (false, false) => Events::IN | Events::HANGUP | Events::OUT,
+//!     };
+//!     Registration::enable(&conn.stream, key, filter, ONESHOT_LEVEL)
 //! }
 //! ```
 
@@ -171,6 +252,16 @@ mod sys {
 #[cfg(all(doctest, target_os = "linux"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// Documentation only: a guide and the rules, as docs.rs shows them. Then per-registration
+// contexts, built on the public API.
+pub mod guide;
+pub mod spec;
+
+#[cfg(target_os = "linux")]
+mod context;
+#[cfg(target_os = "linux")]
+pub use context::{is_context_key, ContextPort, Delivery, Refused};
 
 #[cfg(target_os = "linux")]
 pub use error::{is_port_closed, ErrorCause};

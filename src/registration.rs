@@ -1,6 +1,7 @@
 //! `Registration` (Winsock's `SOCK_NOTIFY_REGISTRATION`), `Operation`, and the validation of
 //! their bits.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
@@ -35,8 +36,12 @@ pub enum Operation {
 /// [`remove`](Registration::remove), or from raw values with
 /// [`from_raw`](Registration::from_raw) and [`from_bits`](Registration::from_bits). The
 /// socket is named by its descriptor only; the registration does not keep it open.
+///
+/// Its `Debug` names the operation and the flags, unknown bits included:
+/// `Registration { socket: 5, key: 7, operation: Enable, events: IN | HANGUP, trigger:
+/// ONESHOT | LEVEL, result: .. }`.
 #[doc(alias = "SOCK_NOTIFY_REGISTRATION")]
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Registration {
     socket: RawFd,
     key: usize,
@@ -79,6 +84,31 @@ impl Request {
 impl Registration {
     /// Registers `socket` with completion key `key`, or changes its registration
     /// (`SOCK_NOTIFY_OP_ENABLE`).
+    ///
+    /// The trigger needs exactly one of [`LEVEL`](Trigger::LEVEL) and
+    /// [`EDGE`](Trigger::EDGE), and at most one of [`ONESHOT`](Trigger::ONESHOT) and
+    /// [`PERSISTENT`](Trigger::PERSISTENT) (neither means `PERSISTENT`); `process` reports
+    /// anything else in [`result`](Registration::result).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let mut changes = [Registration::enable(&listener, 1, Events::IN, Trigger::LEVEL)];
+    /// let mut entries = [CompletionEntry::default(); 4];
+    /// // A connection is waiting: the listener is readable at once.
+    /// let n = port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// changes[0].result()?;
+    /// assert_eq!((n, entries[0].key, entries[0].events()), (1, 1, Events::IN));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use = "a registration does nothing until it is passed to `process`"]
     pub fn enable(socket: &impl AsFd, key: usize, events: Events, trigger: Trigger) -> Self {
         Self::from_raw(
             socket.as_fd().as_raw_fd(),
@@ -89,14 +119,65 @@ impl Registration {
         )
     }
 
-    /// Stops new entries for `socket`'s registration (`SOCK_NOTIFY_OP_DISABLE`).
+    /// Stops new entries for `socket`'s registration (`SOCK_NOTIFY_OP_DISABLE`); ENABLE
+    /// turns it back on. Entries already queued may still be dequeued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// let mut changes = [
+    ///     Registration::enable(&server, 7, Events::IN, Trigger::LEVEL),
+    ///     Registration::disable(&server),
+    /// ];
+    /// port.process(&mut changes, &mut [], None)?;
+    /// changes.iter().try_for_each(Registration::result)?;
+    /// client.write_all(b"ping")?;
+    /// // Readable, but disabled: nothing is queued.
+    /// let mut entries = [CompletionEntry::default(); 4];
+    /// assert_eq!(port.dequeue(&mut entries, Some(Duration::from_millis(50)))?, 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use = "a registration does nothing until it is passed to `process`"]
     pub fn disable(socket: &impl AsFd) -> Self {
         let fd = socket.as_fd().as_raw_fd();
         Self::from_raw(fd, 0, Events::empty(), Operation::Disable, Trigger::empty())
     }
 
     /// Removes `socket`'s registration (`SOCK_NOTIFY_OP_REMOVE`); its last entry will carry
-    /// [`Events::REMOVE`].
+    /// [`Events::REMOVE`]. Once that entry is dequeued, no other entry for the registration
+    /// comes: only then may whatever the key refers to be freed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let _client = TcpStream::connect(listener.local_addr()?)?;
+    /// let (server, _) = listener.accept()?;
+    /// let mut changes = [
+    ///     Registration::enable(&server, 7, Events::IN, Trigger::ONESHOT | Trigger::LEVEL),
+    ///     Registration::remove(&server),
+    /// ];
+    /// let mut entries = [CompletionEntry::default(); 4];
+    /// let n = port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// changes.iter().try_for_each(Registration::result)?;
+    /// assert_eq!((n, entries[0].key, entries[0].events()), (1, 7, Events::REMOVE));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use = "a registration does nothing until it is passed to `process`"]
     pub fn remove(socket: &impl AsFd) -> Self {
         let fd = socket.as_fd().as_raw_fd();
         Self::from_raw(fd, 0, Events::empty(), Operation::Remove, Trigger::empty())
@@ -107,6 +188,28 @@ impl Registration {
     /// This is safe whatever `socket` is: a descriptor that is closed, or not a socket, makes
     /// this registration's [`result`](Registration::result) an error. Unknown bits in
     /// `events` or `trigger` (kept by `from_bits_retain`) are reported the same way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use std::os::fd::AsRawFd;
+    /// use socknotify::{CompletionPort, Events, Operation, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// let fd = socket.as_raw_fd();
+    /// let mut changes = [
+    ///     Registration::from_raw(fd, 3, Events::IN, Operation::Enable, Trigger::EDGE),
+    ///     // A descriptor that is not open is that registration's error, not the batch's.
+    ///     Registration::from_raw(-1, 4, Events::IN, Operation::Enable, Trigger::EDGE),
+    /// ];
+    /// port.process(&mut changes, &mut [], None)?;
+    /// assert!(changes[0].result().is_ok());
+    /// assert!(changes[1].result().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use = "a registration does nothing until it is passed to `process`"]
     pub fn from_raw(
         socket: RawFd,
         key: usize,
@@ -119,6 +222,30 @@ impl Registration {
 
     /// A registration from raw bit fields, for decoding foreign structures (the C interface).
     /// Any combination is accepted here and checked by `process`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use std::os::fd::AsRawFd;
+    /// use socknotify::{CompletionPort, Events, Operation, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// // SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_EVENT_IN, SOCK_NOTIFY_TRIGGER_LEVEL
+    /// let ok = Registration::from_bits(socket.as_raw_fd(), 9, 0x01, 0x01, 0x04);
+    /// assert_eq!(ok.operation(), Some(Operation::Enable));
+    /// assert_eq!(ok.trigger(), Trigger::LEVEL);
+    /// // REMOVE | ENABLE is two operations: refused by `process`, not here.
+    /// let bad = Registration::from_bits(socket.as_raw_fd(), 9, 0x01, 0x05, 0x04);
+    /// assert_eq!(bad.operation(), None);
+    /// let mut changes = [ok, bad];
+    /// port.process(&mut changes, &mut [], None)?;
+    /// assert!(changes[0].result().is_ok());
+    /// assert!(changes[1].result().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use = "a registration does nothing until it is passed to `process`"]
     pub fn from_bits(socket: RawFd, key: usize, events: u16, operation: u8, trigger: u8) -> Self {
         Registration {
             socket,
@@ -134,6 +261,26 @@ impl Registration {
     /// registration's own key), so [`disable`](Registration::disable) and
     /// [`remove`](Registration::remove) leave it 0; setting it lets a batch tell which
     /// registration a failed result belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use socknotify::{CompletionPort, Registration};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// // Never registered: the REMOVE fails, and its key says whose it was.
+    /// let mut changes = [Registration::remove(&socket).with_key(42)];
+    /// port.process(&mut changes, &mut [], None)?;
+    /// let failed: Vec<usize> = changes
+    ///     .iter()
+    ///     .filter(|r| r.result().is_err())
+    ///     .map(Registration::key)
+    ///     .collect();
+    /// assert_eq!(failed, [42]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn with_key(mut self, key: usize) -> Self {
         self.key = key;
@@ -141,30 +288,85 @@ impl Registration {
     }
 
     /// The socket's descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use std::os::fd::AsRawFd;
+    /// use socknotify::Registration;
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(Registration::remove(&socket).socket(), socket.as_raw_fd());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn socket(&self) -> RawFd {
         self.socket
     }
 
     /// The completion key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use socknotify::{Events, Registration, Trigger};
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// let r = Registration::enable(&socket, 7, Events::IN, Trigger::LEVEL);
+    /// assert_eq!(r.key(), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn key(&self) -> usize {
         self.key
     }
 
     /// The event filter, unknown bits included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{Events, Registration};
+    ///
+    /// let r = Registration::from_bits(3, 0, 0x0105, 0x01, 0x04);
+    /// assert_eq!(r.events(), Events::IN | Events::HANGUP | Events::from_bits_retain(0x100));
+    /// ```
     #[must_use]
     pub fn events(&self) -> Events {
         Events::from_bits_retain(self.events)
     }
 
     /// The trigger flags, unknown bits included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{Registration, Trigger};
+    ///
+    /// let r = Registration::from_bits(3, 0, 0x01, 0x01, 0x05);
+    /// assert_eq!(r.trigger(), Trigger::ONESHOT | Trigger::LEVEL);
+    /// assert!(r.trigger().is_oneshot());
+    /// ```
     #[must_use]
     pub fn trigger(&self) -> Trigger {
         Trigger::from_bits_retain(self.trigger)
     }
 
     /// The operation, or `None` when the operation bits are not exactly one known operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use socknotify::{Operation, Registration};
+    ///
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// assert_eq!(Registration::disable(&socket).operation(), Some(Operation::Disable));
+    /// assert_eq!(Registration::from_bits(3, 0, 0, 0x06, 0).operation(), None);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn operation(&self) -> Option<Operation> {
         match self.operation {
@@ -196,6 +398,29 @@ impl Registration {
     /// - [`AlreadyExists`](io::ErrorKind::AlreadyExists): the socket is registered on
     ///   another port;
     /// - [`BrokenPipe`](io::ErrorKind::BrokenPipe): the port is closed.
+    ///
+    /// # Examples
+    ///
+    /// One bad registration does not stop the others in its batch:
+    ///
+    /// ```
+    /// use std::fs::File;
+    /// use std::net::UdpSocket;
+    /// use socknotify::{CompletionPort, Events, Registration, Trigger};
+    ///
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// let file = File::open("/dev/null")?; // not a socket
+    /// let mut changes = [
+    ///     Registration::enable(&file, 1, Events::IN, Trigger::LEVEL),
+    ///     Registration::enable(&socket, 2, Events::IN, Trigger::LEVEL),
+    /// ];
+    /// port.process(&mut changes, &mut [], None)?;
+    /// assert!(changes[0].result().is_err());
+    /// assert!(changes[1].result().is_ok());
+    /// assert_eq!(port.registrations(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn result(&self) -> io::Result<()> {
         match self.result {
             None => Ok(()),
@@ -252,6 +477,63 @@ impl Registration {
             Operation::Remove => Request::Remove { fd },
             Operation::None => unreachable!("handled above"),
         })
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("socket", &self.socket)
+            .field("key", &self.key)
+            .field(
+                "operation",
+                &OperationBits(self.operation(), self.operation),
+            )
+            .field("events", &FlagNames(self.events()))
+            .field("trigger", &FlagNames(self.trigger()))
+            .field("result", &ResultLine(self.result()))
+            .finish()
+    }
+}
+
+/// An operation field: its name, or its bits when they are not one known operation.
+struct OperationBits(Option<Operation>, u8);
+
+impl fmt::Debug for OperationBits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(op) => fmt::Debug::fmt(&op, f),
+            None => write!(f, "{:#04x}", self.1),
+        }
+    }
+}
+
+/// Flags by name (`IN | HANGUP`), unknown bits in hex (`IN | 0x100`), `empty` for none.
+struct FlagNames<B>(B);
+
+impl<B> fmt::Debug for FlagNames<B>
+where
+    B: bitflags::Flags,
+    B::Bits: bitflags::parser::WriteHex,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("empty")
+        } else {
+            bitflags::parser::to_writer(&self.0, f)
+        }
+    }
+}
+
+/// A result on one line: `Ok(())`, or `Err(kind: message)`.
+struct ResultLine(io::Result<()>);
+
+impl fmt::Debug for ResultLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Ok(()) => f.write_str("Ok(())"),
+            Err(e) => write!(f, "Err({:?}: {e})", e.kind()),
+        }
     }
 }
 
@@ -317,6 +599,41 @@ mod tests {
         let r = Registration::from_bits(3, 0, 0, 0x04, 0).with_key(77);
         assert_eq!(r.key(), 77);
         assert_eq!(r.request(), Ok(Request::Remove { fd: 3 }));
+    }
+
+    #[test]
+    fn debug_names_the_operation_and_the_flags() {
+        let r = Registration::from_bits(5, 7, 0x05, 0x01, 0x05);
+        let text = format!("{r:?}");
+        assert!(
+            text.starts_with(
+                "Registration { socket: 5, key: 7, operation: Enable, events: IN | HANGUP, \
+                 trigger: ONESHOT | LEVEL, result: Err("
+            ),
+            "{text}"
+        );
+        let unknown = Registration::from_bits(5, 7, 0x0101, 0x05, 0x30);
+        let text = format!("{unknown:?}");
+        assert!(
+            text.contains("operation: 0x05, events: IN | 0x100, trigger: 0x30,"),
+            "{text}"
+        );
+        let empty = Registration::from_bits(5, 0, 0, 0x04, 0);
+        let text = format!("{empty:?}");
+        assert!(
+            text.contains("operation: Remove, events: empty, trigger: empty,"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_a_settled_result() {
+        let port = crate::CompletionPort::new().expect("port");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut changes = [Registration::enable(&socket, 7, Events::IN, Trigger::LEVEL)];
+        port.process(&mut changes, &mut [], None).expect("process");
+        let text = format!("{:?}", changes[0]);
+        assert!(text.ends_with("trigger: LEVEL, result: Ok(()) }"), "{text}");
     }
 
     #[test]

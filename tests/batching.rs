@@ -1,4 +1,4 @@
-//! Batches of registration changes applied with the wait (SPEC rule 9 and the `process`
+//! Batches of registration changes applied with the wait (`docs/spec.md` rule 9 and the `process`
 //! contract), on every backend. On io_uring these go through the ring's linked chain, so
 //! these tests cover batches larger than the ring and the order of mixed operations.
 

@@ -1,4 +1,4 @@
-//! SPEC section 3, rules 10–15: delivery.
+//! `docs/spec.md` section 3, rules 10–15: delivery.
 
 mod util;
 

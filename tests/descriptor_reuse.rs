@@ -1,4 +1,4 @@
-//! SPEC section 3, rule 7: closing a registered socket deregisters it silently, and a new
+//! `docs/spec.md` section 3, rule 7: closing a registered socket deregisters it silently, and a new
 //! socket with the same descriptor number starts clean.
 //!
 //! These cases reuse descriptor numbers on purpose (with `dup2`), which would close other

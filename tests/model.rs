@@ -1,7 +1,7 @@
 //! A property test: random registration sequences (ENABLE with random filter, trigger and
 //! key; DISABLE; REMOVE; data written and read; the peer shutting down; the socket closed and
 //! re-created; dequeues) run against a port and, step by step, against a small model of
-//! SPEC section 3 written here.
+//! `docs/spec.md` section 3 written here.
 //!
 //! The model predicts, for each registration, which entries a dequeue may return (allowed)
 //! and which one must come eventually (due), not exact timing: a zero-timeout dequeue may

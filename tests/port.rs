@@ -1,4 +1,4 @@
-//! SPEC section 3, rules 16–19: the port (threads, timeouts, concurrency, close).
+//! `docs/spec.md` section 3, rules 16–19: the port (threads, timeouts, concurrency, close).
 
 mod util;
 

@@ -1,4 +1,4 @@
-//! SPEC section 3, rules 1–9: registration.
+//! `docs/spec.md` section 3, rules 1–9: registration.
 
 mod util;
 

@@ -1,7 +1,8 @@
 //! The Winsock document's three scenarios (`examples/`), run on every backend on this
 //! machine. The tests run the examples' own code (the modules under `examples/scenario/`,
-//! not a copy) and assert what the server saw: the counts, the REMOVE entries, and the
-//! concurrency bound.
+//! not a copy; for the multithreaded server, the main example itself and its checked
+//! variant in `tests/scenario_support/`) and assert what the server saw: the counts, the
+//! REMOVE entries, and the concurrency bound.
 
 use std::io;
 use std::time::Duration;
@@ -12,7 +13,11 @@ use socknotify::{Backend, CompletionPort, Events};
 mod common;
 #[path = "../examples/scenario/edge_udp_server.rs"]
 mod edge_udp_server;
-#[path = "../examples/scenario/multithreaded_tcp_server.rs"]
+/// The main example, as a newcomer reads it (its `main` is unused here).
+#[allow(dead_code)]
+#[path = "../examples/multithreaded_tcp_server.rs"]
+mod model;
+#[path = "scenario_support/multithreaded_tcp_server.rs"]
 mod multithreaded_tcp_server;
 #[path = "../examples/scenario/poll_replacement.rs"]
 mod poll_replacement;
@@ -174,6 +179,20 @@ fn multithreaded(port: &CompletionPort, config: &multithreaded_tcp_server::Confi
         1,
         "{backend:?}: only the listener stays"
     );
+}
+
+#[test]
+fn the_main_example_echoes_every_byte_and_shuts_down_through_the_exit_entry() {
+    // The document's numbers: 16 server threads, 100 clients x 10 payloads; and a run with
+    // a pool of clients taking turns and more threads than the concurrency allows.
+    for [threads, clients, messages] in [[16, 100, 10], [3, 250, 40]] {
+        for port in ports(0) {
+            let backend = port.backend();
+            let ok = model::run(port, [threads, clients, messages])
+                .unwrap_or_else(|e| panic!("{backend:?}: the example failed: {e}"));
+            assert!(ok, "{backend:?}: the example's summary (above) says FAILED");
+        }
+    }
 }
 
 #[test]

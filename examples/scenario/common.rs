@@ -1,4 +1,6 @@
-//! Helpers shared by the three seed scenarios (`examples/*.rs`) and `tests/scenarios.rs`:
+//! Helpers shared by the seed scenarios (`examples/poll_replacement.rs`,
+//! `examples/edge_udp_server.rs`, the checked multithreaded variant in
+//! `tests/scenario_support/`) and `tests/scenarios.rs`:
 //! the payload and its checker, a loopback listener with a real backlog, a client connect
 //! that retries, and the seed's `DeregisterAndWait`, fixed.
 

@@ -12,7 +12,11 @@
 //! Clients run on a bounded pool of threads, each opening its share of the connections,
 //! writing the payloads round-robin, then shutting each connection down.
 //!
-//! Shared by `examples/multithreaded_tcp_server.rs` and `tests/scenarios.rs`.
+//! The checked variant of `examples/multithreaded_tcp_server.rs`, run by
+//! `tests/scenarios.rs`: the same scenario with the counters and checks the tests assert on
+//! (every byte per connection, one REMOVE entry per registration and nothing after it, the
+//! concurrency bound measured from outside the port). The example is the model to read; this
+//! is the apparatus.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
