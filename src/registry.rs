@@ -266,7 +266,10 @@ impl Registry {
         let (index, generation) = split(event.token);
         let slot = self.slots.get(index as usize)?;
         let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.generation != generation || st.arm != Arm::Armed {
+        // A detached registration delivers nothing: its kernel item may be edge-armed on a
+        // socket that a duplicate keeps open (rule 7: at most one stale entry, the one that
+        // led to the detection).
+        if st.generation != generation || st.arm != Arm::Armed || st.detached {
             return None;
         }
         let events = event
@@ -499,9 +502,11 @@ impl<'r> Batch<'r, '_> {
         }
         let mut st = self.lock(index);
         if !st.live() || st.identity != identity {
-            // Freed meanwhile: start again from what the table says now.
+            // Freed meanwhile (by an earlier change of this batch, or by another thread):
+            // start again from what the table says now, before anything later in the batch.
             drop(st);
-            return self.retries.push((position, request));
+            std::thread::yield_now();
+            return self.by_identity(position, request, fd);
         }
         let registered_fd = st.fd;
         match request {
@@ -625,8 +630,10 @@ impl<'r> Batch<'r, '_> {
         if let Err(current) = owners::claim(identity, owner) {
             self.registry.release_index(index, None);
             if current.port == self.registry.port {
-                // Registered meanwhile by another thread of this port: try again.
-                return self.retries.push((position, request));
+                // Registered meanwhile by another thread of this port: try again, as a
+                // change of that registration.
+                std::thread::yield_now();
+                return self.by_identity(position, request, fd);
             }
             return self.result(Some(position), Err(Failure::OtherPort(fd)));
         }
@@ -663,16 +670,22 @@ impl<'r> Batch<'r, '_> {
     }
 
     /// Applies the held changes and settles each with the kernel's answer, releasing
-    /// their locks.
+    /// their locks; then finishes the requests that must start again (a registered
+    /// descriptor found closed), so that every request held so far is complete before the
+    /// batch goes on: the batch's requests take effect in order.
     fn flush(&mut self) {
-        if self.held.is_empty() {
-            return;
-        }
-        self.selector.apply(&mut self.changes);
-        let held = std::mem::take(&mut self.held);
-        let changes = std::mem::take(&mut self.changes);
-        for (mut held, change) in held.into_iter().zip(changes) {
-            self.settle(&mut held, change.result);
+        while !self.held.is_empty() {
+            self.selector.apply(&mut self.changes);
+            let held = std::mem::take(&mut self.held);
+            let changes = std::mem::take(&mut self.changes);
+            for (mut held, change) in held.into_iter().zip(changes) {
+                self.settle(&mut held, change.result);
+            }
+            for (position, request) in std::mem::take(&mut self.retries) {
+                if let Some(fd) = request.fd() {
+                    self.by_identity(position, request, fd);
+                }
+            }
         }
     }
 
@@ -764,19 +777,9 @@ impl<'r> Batch<'r, '_> {
         Ok(())
     }
 
-    /// Applies what is held, then the requests to try again, until nothing is left.
+    /// Applies everything still held.
     fn finish(&mut self) {
-        loop {
-            self.flush();
-            if self.retries.is_empty() {
-                return;
-            }
-            for (position, request) in std::mem::take(&mut self.retries) {
-                if let Some(fd) = request.fd() {
-                    self.by_identity(position, request, fd);
-                }
-            }
-        }
+        self.flush();
     }
 }
 

@@ -490,3 +490,36 @@ fn storm(b: socknotify::Backend, seed: u64, deadline: Instant) -> (usize, usize)
     assert_eq!(keys, (0..SOCKETS).collect::<Vec<_>>());
     (toggled.load(SeqCst), total)
 }
+
+/// Found by the fuzzer: a request that had to start again (its slot was freed by an
+/// earlier REMOVE of the same batch) ran after the later requests of the batch, so a
+/// DISABLE through a duplicate hit the registration a later ENABLE created. A batch's
+/// requests take effect in order.
+#[test]
+fn rule_09_a_batch_takes_effect_in_order_across_a_remove() {
+    each_backend(|b| {
+        let port = port(b);
+        let (mut client, a) = tcp_pair();
+        let dup = a.try_clone().expect("try_clone");
+        let mut batch = [
+            Registration::enable(&a, 1, Events::IN, socknotify::Trigger::LEVEL),
+            Registration::remove(&a),
+            Registration::disable(&dup),
+            Registration::enable(&a, 6, Events::IN, socknotify::Trigger::LEVEL),
+        ];
+        port.process(&mut batch, &mut [], None).expect("process");
+        batch[0].result().expect("enable");
+        batch[1].result().expect("remove");
+        let err = batch[2].result().expect_err("DISABLE after REMOVE");
+        assert_eq!(
+            socknotify::ErrorCause::of(&err),
+            Some(socknotify::ErrorCause::NotRegistered),
+            "{err}"
+        );
+        batch[3].result().expect("enable again");
+        expect_entry(&port, 1, Events::REMOVE);
+        client.write_all(b"x").unwrap();
+        expect_entry(&port, 6, Events::IN);
+        assert_eq!(port.registrations(), 1);
+    });
+}

@@ -96,3 +96,28 @@ fn rule_07_closing_a_duplicate_changes_nothing() {
         assert_eq!(port.registrations(), 0);
     });
 }
+
+/// Found by the fuzzer: a persistent EDGE registration whose registered descriptor was
+/// closed, its socket kept open by a duplicate, reported every new arrival under the old
+/// key (its kernel interest stays edge-armed). Now the first entry leads to the detection
+/// and the rest are dropped.
+#[test]
+fn rule_07_edge_registration_of_a_closed_descriptor_goes_silent_after_one_entry() {
+    each_backend(|b| {
+        for trigger in [EDGE, Trigger::EDGE] {
+            let port = port(b);
+            let (mut client, server) = tcp_pair();
+            let copy = server.try_clone().expect("try_clone");
+            enable(&port, &server, 0xed, Events::IN, trigger);
+            drop(server);
+            let mut stale = 0;
+            for round in 0..5 {
+                client.write_all(&[round]).unwrap();
+                stale += dequeue(&port, QUIET).len();
+            }
+            assert!(stale <= 1, "{trigger:?}: {stale} entries after the close");
+            apply_one(&port, Registration::remove(&copy)).expect("REMOVE through the dup");
+            expect_entry(&port, 0xed, Events::REMOVE);
+        }
+    });
+}
