@@ -401,11 +401,10 @@ impl Harness {
         };
         let registration = Registration::from_bits(fd, key, filter, op, trigger);
         if self.closed {
-            // Rule 19: every registration fails on a closed port (the call does too, with
-            // PortClosed). Its own cause may be PortClosed or what the request's first
-            // failing check says (bad bits, a bad descriptor, no registration).
-            let nothing = matches!(bits(filter, op, trigger), Bits::Nothing);
-            return Some((registration, if nothing { Want::Ok } else { Want::Failure }));
+            // Rule 19: every registration fails on a closed port, NONE included (the call
+            // does too, with PortClosed). Its own cause may be PortClosed or what the
+            // request's first failing check says (bad bits, a bad descriptor).
+            return Some((registration, Want::Failure));
         }
         let fd_cause = match target {
             Target::Socket(_) => None,
