@@ -508,74 +508,47 @@ impl<'r> Batch<'r, '_> {
             std::thread::yield_now();
             return self.by_identity(position, request, fd);
         }
-        let registered_fd = st.fd;
-        match request {
+        // Through the registered descriptor, or through `fd` to re-attach a detached one.
+        let via = st.fd;
+        let (action, change) = match request {
             Request::Enable { key, .. } if key != st.key => {
                 drop(st);
-                self.result(Some(position), Err(Failure::KeyChange(fd)));
+                return self.result(Some(position), Err(Failure::KeyChange(fd)));
             }
             Request::Enable {
                 filter, trigger, ..
-            } if st.detached => {
-                let op = Op::Add(Interest::of(filter, trigger));
-                let action = Action::Reattach {
+            } if st.detached => (
+                Action::Reattach {
                     fd,
                     filter,
                     trigger,
-                };
-                self.hold(st, index, Some(position), request, action, (fd, op));
-            }
+                },
+                (fd, Op::Add(Interest::of(filter, trigger))),
+            ),
             Request::Enable {
                 filter, trigger, ..
-            } => {
-                let op = Op::Arm(Interest::of(filter, trigger));
-                let action = Action::Enable { filter, trigger };
-                self.hold(
-                    st,
-                    index,
-                    Some(position),
-                    request,
-                    action,
-                    (registered_fd, op),
-                );
-            }
+            } => (
+                Action::Enable { filter, trigger },
+                (via, Op::Arm(Interest::of(filter, trigger))),
+            ),
             Request::Disable { .. } if st.detached => {
                 st.arm = Arm::Disabled;
                 drop(st);
-                self.result(Some(position), Ok(()));
+                return self.result(Some(position), Ok(()));
             }
-            Request::Disable { .. } => {
-                let action = Action::Disable;
-                self.hold(
-                    st,
-                    index,
-                    Some(position),
-                    request,
-                    action,
-                    (registered_fd, Op::Disarm),
-                );
-            }
+            Request::Disable { .. } => (Action::Disable, (via, Op::Disarm)),
             Request::Remove { .. } if st.detached => {
                 self.free(&mut st, index);
                 let key = st.key;
                 drop(st);
                 self.removed
                     .push(CompletionEntry::notification(key, Events::REMOVE));
-                self.result(Some(position), Ok(()));
+                return self.result(Some(position), Ok(()));
             }
-            Request::Remove { .. } => {
-                let action = Action::Remove { named: true };
-                self.hold(
-                    st,
-                    index,
-                    Some(position),
-                    request,
-                    action,
-                    (registered_fd, Op::Delete),
-                );
-            }
-            Request::None => {}
-        }
+            Request::Remove { .. } => (Action::Remove { named: true }, (via, Op::Delete)),
+            Request::None => return,
+        };
+        self.hold(st, index, Some(position), request, action, change);
     }
 
     /// ENABLE of a socket with no registration (rule 1).
