@@ -20,10 +20,11 @@
 //! others wait, the most recent first. [`CompletionPort::blocking`] frees a released
 //! thread's slot while it blocks on something else.
 //!
-//! A *persistent* registration's entry is re-armed when the thread that received it calls
-//! again (or blocks, or exits): one thread handles a socket's entry at a time, and an EDGE
-//! registration whose data was read until `WouldBlock` before that call sees exactly one
-//! entry per new arrival. (Windows queues nothing for a condition that already held when
+//! A *persistent LEVEL* registration's entry is re-armed when the thread that received it
+//! calls again (or blocks, or exits), so one thread handles a socket's level entry at a
+//! time. A *persistent EDGE* registration stays armed: each new arrival queues an entry,
+//! which may reach another thread while the first still reads, as on Windows; a program
+//! that reads until `WouldBlock` sees one entry per arrival. (Windows queues nothing for a condition that already held when
 //! an EDGE registration was enabled; socknotify may queue one entry then, which a program
 //! that drains does not notice.)
 //!

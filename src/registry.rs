@@ -39,9 +39,12 @@
 //!
 //! When the registered descriptor no longer names the socket (it was closed), the
 //! registration is *detached*: it delivers nothing more, and its slot stays findable by
-//! identity, so that a REMOVE or ENABLE through a remaining duplicate works (rule 7). A
-//! detached slot is freed by that REMOVE, when a new socket is registered through the same
-//! descriptor number, or when the port closes: at most one per descriptor number.
+//! identity, so that a REMOVE or ENABLE through a remaining duplicate works (rule 7). When a
+//! new socket is registered through the same descriptor number, the old slot is freed if
+//! its socket is gone (the kernel no longer has its item: `kcmp(KCMP_EPOLL_TFD)`), and
+//! kept detached if a duplicate keeps it open; otherwise a detached slot goes with its
+//! REMOVE or the port's close. (Where the kernel cannot tell, the old slot is freed: a
+//! REMOVE through a duplicate then finds no registration.)
 //!
 //! # Memory per registration
 //!
@@ -563,11 +566,17 @@ impl<'r> Batch<'r, '_> {
         filter: Events,
         trigger: Trigger,
     ) {
-        // A slot left at this number by a socket closed since is freed first.
+        // A slot left at this number by a socket whose descriptor was closed goes first:
+        // freed if the socket is gone, detached if a duplicate keeps it open (the kernel
+        // still has its item then), so that a REMOVE through the duplicate still works.
         if let Some(old) = self.registry.lookup(fd) {
             let mut st = self.lock(old);
             if st.live() && st.fd == fd && st.identity != identity {
-                self.free(&mut st, old);
+                match self.selector.holds_other_file(fd) {
+                    Some(true) if !st.detached => self.registry.detach(&mut st),
+                    Some(true) => {}
+                    _ => self.free(&mut st, old),
+                }
             }
         }
         let kind = if filter.contains(Events::HANGUP) {

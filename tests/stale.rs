@@ -121,3 +121,34 @@ fn rule_07_edge_registration_of_a_closed_descriptor_goes_silent_after_one_entry(
         }
     });
 }
+
+/// Found by the fuzzer: when the registered descriptor's number is taken by a new socket
+/// (here atomically, with `dup2`) and that socket is registered, the old registration
+/// stays findable through the duplicate that keeps its socket open: REMOVE through it
+/// works and gives the old key's REMOVE entry (rule 7). The new socket's registration is
+/// untouched.
+#[test]
+fn rule_07_remove_through_a_duplicate_after_the_number_is_registered_again() {
+    use std::os::fd::AsRawFd;
+    each_backend(|b| {
+        let port = port(b);
+        let (_peer, old) = tcp_pair();
+        let dup = old.try_clone().expect("try_clone");
+        enable(&port, &old, 1, Events::IN, LEVEL);
+        let (mut client, new) = tcp_pair();
+        let number = old.as_raw_fd();
+        // SAFETY: `number` is `old`'s descriptor; dup2 atomically makes it name `new`'s
+        // socket, and `old` is forgotten so that it does not close the number twice.
+        assert_eq!(unsafe { libc::dup2(new.as_raw_fd(), number) }, number);
+        std::mem::forget(old);
+        // SAFETY: the number now names a descriptor of `new`'s socket, owned here.
+        let renumbered =
+            unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(number) };
+        enable(&port, &renumbered, 2, Events::IN, LEVEL);
+        apply_one(&port, Registration::remove(&dup)).expect("REMOVE through the duplicate");
+        expect_entry(&port, 1, Events::REMOVE);
+        client.write_all(b"x").unwrap();
+        expect_entry(&port, 2, Events::IN);
+        drop(new);
+    });
+}

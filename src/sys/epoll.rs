@@ -119,6 +119,51 @@ impl Selector {
         }
     }
 
+    /// Whether this epoll instance still has an item for descriptor number `fd` whose open
+    /// file is not the one `fd` names now: a registered socket whose number was closed and
+    /// reused, kept open by a duplicate (epoll drops an item only when its file is
+    /// released). `None` where the kernel cannot say (`kcmp` missing or forbidden).
+    ///
+    /// # References
+    /// - [`kcmp(2)`](https://man7.org/linux/man-pages/man2/kcmp.2.html), `KCMP_EPOLL_TFD`
+    pub(crate) fn holds_other_file(&self, fd: RawFd) -> Option<bool> {
+        /// `struct kcmp_epoll_slot` of `<linux/kcmp.h>`.
+        #[repr(C)]
+        struct Slot {
+            efd: u32,
+            tfd: u32,
+            toff: u32,
+        }
+        const KCMP_EPOLL_TFD: libc::c_long = 7;
+        let slot = Slot {
+            efd: self.fd() as u32,
+            tfd: fd as u32,
+            toff: 0,
+        };
+        // SAFETY: `kcmp` reads the `kcmp_epoll_slot` behind the last argument, which lives
+        // for the call; the other arguments are plain integers.
+        let pid = unsafe { libc::getpid() };
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_kcmp,
+                pid,
+                pid,
+                KCMP_EPOLL_TFD,
+                fd as libc::c_long,
+                &slot as *const Slot,
+            )
+        };
+        match rc {
+            0 => Some(false),
+            rc if rc > 0 => Some(true),
+            _ => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENOENT) => Some(false),
+                _ => None,
+            },
+        }
+    }
+
     pub(crate) fn wake(&self) -> io::Result<()> {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to the eventfd this selector owns.
@@ -269,6 +314,35 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
         assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
         assert_eq!(timeout_ms(Some(Duration::from_secs(1 << 40))), i32::MAX);
+    }
+
+    #[test]
+    fn a_stale_item_of_a_live_duplicate_is_seen() {
+        use std::os::unix::net::UnixStream;
+        let selector = Selector::new().unwrap();
+        let (a, _b) = UnixStream::pair().unwrap();
+        let dup = a.try_clone().unwrap();
+        let fd = a.as_raw_fd();
+        let change = Change::new(
+            fd,
+            1,
+            Op::Add(Interest::of(Events::IN, crate::Trigger::LEVEL)),
+        );
+        assert_eq!(selector.apply_one(&change), Ok(()));
+        // The same file still at the number: not another file.
+        assert_eq!(selector.holds_other_file(fd), Some(false));
+        // The number taken by another file while the duplicate keeps the socket open.
+        let (other, _c) = UnixStream::pair().unwrap();
+        // SAFETY: `fd` is `a`'s descriptor, open; dup2 closes it and reuses the number for
+        // `other`'s file, and `a` is forgotten below so that it does not close it again.
+        assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), fd) }, fd);
+        std::mem::forget(a);
+        assert_eq!(selector.holds_other_file(fd), Some(true));
+        // The duplicate closed: the file is released, and epoll forgets its item.
+        drop(dup);
+        assert_eq!(selector.holds_other_file(fd), Some(false));
+        // SAFETY: `fd` now belongs to this test (a dup of `other`'s file).
+        unsafe { libc::close(fd) };
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl Selector {
     pub(crate) fn wake(&self) -> io::Result<()> {
         self.epoll.wake()
     }
+
+    /// The epoll instance the rings drive.
+    pub(crate) fn epoll(&self) -> &epoll::Selector {
+        &self.epoll
+    }
 }
 
 /// The result of a change the ring has not answered yet.
