@@ -243,6 +243,23 @@ fn plan(opts: &Options, files: u64, notes: &mut Vec<String>) -> Vec<Config> {
                     ..Config::new(workload)
                 });
             }
+            Workload::Batch => {
+                let wanted = opts.batch.iter().copied().max().unwrap_or(1);
+                let sockets = wanted.div_ceil(2) * 2;
+                if sockets > room {
+                    notes.push(format!(
+                        "batch skipped: it needs {sockets} descriptors and the limit is {files}"
+                    ));
+                    continue;
+                }
+                for &batch in &opts.batch {
+                    configs.push(Config {
+                        sockets,
+                        batch,
+                        ..Config::new(workload)
+                    });
+                }
+            }
             Workload::Posted => {
                 for mode in [Mode::Throughput, Mode::Latency] {
                     configs.push(Config {

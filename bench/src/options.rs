@@ -72,7 +72,8 @@ OPTIONS:
     --reps N              repetitions of each measurement [default: 5; smoke: 1]
     --warmup SECS         warm-up before each measurement [default: 0.2]
     --duration SECS       length of each measurement [default: 0.5]
-    --only LIST           workloads, comma-separated: pingpong,idle,churn,posted,memory
+    --only LIST           workloads, comma-separated: pingpong,idle,churn,posted,memory,
+                          batch
     --contenders LIST     contenders, comma-separated (raw epoll is always included):
                           socknotify-epoll,socknotify-io_uring,mio,polling,poll
     --conns LIST          ping-pong connection counts [default: 64,1000,10000]
@@ -80,6 +81,8 @@ OPTIONS:
     --idle LIST           idle registered sockets [default: 10,1000,10000,100000]
     --sockets N           sockets for churn [default: 1000]
     --memory-sockets N    registrations for memory [default: 100000]
+    --batch LIST          re-arms per process call [default: 100,4000]; the sockets
+                          registered are as many as the largest batch
     --tcp                 ping-pong and idle over TCP on 127.0.0.1 instead of socket pairs
     --no-perf             do not count system calls with perf even if it is there
     --concurrency N       socknotify ports' concurrency [default: 0, the number of CPUs]
@@ -103,6 +106,7 @@ pub struct Options {
     pub idle: Vec<usize>,
     pub churn_sockets: usize,
     pub memory_sockets: usize,
+    pub batch: Vec<usize>,
     pub tcp: bool,
     pub perf: bool,
     pub concurrency: usize,
@@ -126,6 +130,7 @@ impl Options {
                 idle: vec![10, 100],
                 churn_sockets: 64,
                 memory_sockets: 1000,
+                batch: vec![10, 100],
                 tcp: false,
                 perf: true,
                 concurrency: 0,
@@ -145,6 +150,7 @@ impl Options {
                 idle: vec![10, 1000, 10000, 100000],
                 churn_sockets: 1000,
                 memory_sockets: 100_000,
+                batch: vec![100, 4000],
                 tcp: false,
                 perf: true,
                 concurrency: 0,
@@ -179,6 +185,7 @@ impl Options {
                 "--idle" => o.idle = a.list(&flag)?,
                 "--sockets" => o.churn_sockets = a.number(&flag)?.max(2),
                 "--memory-sockets" => o.memory_sockets = a.number(&flag)?.max(2),
+                "--batch" => o.batch = a.list(&flag)?,
                 "--tcp" => o.tcp = true,
                 "--no-perf" => o.perf = false,
                 "--concurrency" => o.concurrency = a.number(&flag)?,
@@ -189,6 +196,9 @@ impl Options {
                     )))
                 }
             }
+        }
+        if o.batch.contains(&0) {
+            return Err(invalid("--batch: every batch size must be at least 1"));
         }
         if o.threads.contains(&0) {
             return Err(invalid("--threads: every thread count must be at least 1"));
