@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::child::WANTED_FILES;
 use crate::contender::Contender;
 use crate::exec::Runner;
+use crate::http;
 use crate::job::{Config, Job, Mode, Workload};
 use crate::options::{Options, HELP};
 use crate::perf::Perf;
@@ -130,8 +131,33 @@ pub fn main(args: &[String]) -> io::Result<()> {
             }
         }
     }
+    let http = if !opts.http {
+        if opts.smoke {
+            notes.push(
+                "http skipped in --smoke (it needs wrk and seconds per run; --only http runs \
+                 it)"
+                .into(),
+            );
+        }
+        None
+    } else if !http::driver::wrk_found() {
+        let why = format!("http skipped: wrk not found; {}", http::driver::INSTALL);
+        if opts.http_asked {
+            return Err(io::Error::other(why));
+        }
+        eprintln!("note: {why}");
+        notes.push(why);
+        None
+    } else {
+        Some(http::driver::run(&opts, perf.as_ref(), &scratch)?)
+    };
     eprintln!("socknotify-bench: measured in {:.1?}", started.elapsed());
-    let failures: usize = outcomes.iter().map(|o| o.failures.len()).sum();
+    let http_failures: usize = http
+        .iter()
+        .flat_map(|h| &h.outcomes)
+        .map(|o| o.failures.len())
+        .sum();
+    let failures: usize = outcomes.iter().map(|o| o.failures.len()).sum::<usize>() + http_failures;
     if failures > 0 {
         notes.push(format!("{failures} runs failed; their cells say so"));
     }
@@ -148,6 +174,7 @@ pub fn main(args: &[String]) -> io::Result<()> {
         &opts,
         args,
         &results,
+        http.as_ref(),
         &notes,
         Machine::detect(files, syscalls, load_at_start),
     )?;
@@ -243,6 +270,23 @@ fn plan(opts: &Options, files: u64, notes: &mut Vec<String>) -> Vec<Config> {
                     ..Config::new(workload)
                 });
             }
+            Workload::Batch => {
+                let wanted = opts.batch.iter().copied().max().unwrap_or(1);
+                let sockets = wanted.div_ceil(2) * 2;
+                if sockets > room {
+                    notes.push(format!(
+                        "batch skipped: it needs {sockets} descriptors and the limit is {files}"
+                    ));
+                    continue;
+                }
+                for &batch in &opts.batch {
+                    configs.push(Config {
+                        sockets,
+                        batch,
+                        ..Config::new(workload)
+                    });
+                }
+            }
             Workload::Posted => {
                 for mode in [Mode::Throughput, Mode::Latency] {
                     configs.push(Config {
@@ -260,16 +304,24 @@ fn write_all(
     opts: &Options,
     args: &[String],
     results: &Results,
+    http: Option<&http::driver::Results>,
     notes: &[String],
     machine: Machine,
 ) -> io::Result<()> {
     fs::create_dir_all(&opts.out)?;
-    let tables = tables::markdown(results);
+    let mut tables = tables::markdown(results);
+    if let Some(h) = http {
+        tables.push_str(&http::report::markdown(h));
+    }
     println!("{tables}");
     csv::samples(results, &opts.out.join("samples.csv"))?;
     csv::summary(results, &opts.out.join("summary.csv"))?;
     fs::write(opts.out.join("tables.md"), &tables)?;
-    let plots = plots::draw(results, &opts.out)?;
+    let mut plots = plots::draw(results, &opts.out)?;
+    if let Some(h) = http {
+        http::report::samples(h, &opts.out.join("http_samples.csv"))?;
+        plots.extend(http::report::plots(h, &opts.out)?);
+    }
     let mut command = String::from("cargo run --release -p socknotify-bench --");
     for a in args {
         command.push(' ');

@@ -21,15 +21,18 @@ pub enum Workload {
     Posted,
     /// Resident memory per registration over `sockets` registrations.
     Memory,
+    /// Re-arms of `batch` registered one-shot sockets (out of `sockets`) per call.
+    Batch,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::PingPong,
         Workload::Idle,
         Workload::Churn,
         Workload::Posted,
         Workload::Memory,
+        Workload::Batch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Workload {
             Workload::Churn => "churn",
             Workload::Posted => "posted",
             Workload::Memory => "memory",
+            Workload::Batch => "batch",
         }
     }
 
@@ -85,8 +89,10 @@ pub struct Config {
     pub threads: usize,
     /// Idle registered sockets beside the active connections.
     pub idle: usize,
-    /// Sockets for churn and memory.
+    /// Sockets for churn and memory; registered sockets for batch.
     pub sockets: usize,
+    /// Registration changes per call (batch).
+    pub batch: usize,
     pub mode: Mode,
     /// TCP over 127.0.0.1 instead of Unix socket pairs.
     pub tcp: bool,
@@ -100,6 +106,7 @@ impl Config {
             threads: 1,
             idle: 0,
             sockets: 0,
+            batch: 0,
             mode: Mode::Throughput,
             tcp: false,
         }
@@ -113,6 +120,7 @@ impl fmt::Display for Config {
             Workload::Idle => write!(f, "idle={}", self.idle)?,
             Workload::Churn | Workload::Memory => write!(f, "sockets={}", self.sockets)?,
             Workload::Posted => write!(f, "{}", self.mode.name())?,
+            Workload::Batch => write!(f, "batch={} of {}", self.batch, self.sockets)?,
         }
         if self.tcp {
             f.write_str(" tcp")?;
@@ -149,6 +157,8 @@ impl Job {
             c.idle.to_string(),
             "--sockets".into(),
             c.sockets.to_string(),
+            "--batch".into(),
+            c.batch.to_string(),
             "--mode".into(),
             c.mode.name().into(),
             "--warmup".into(),
@@ -180,6 +190,7 @@ impl Job {
                 "--threads" => config.threads = a.number(&flag)?,
                 "--idle" => config.idle = a.number(&flag)?,
                 "--sockets" => config.sockets = a.number(&flag)?,
+                "--batch" => config.batch = a.number(&flag)?,
                 "--mode" => config.mode = Mode::parse(&a.value(&flag)?)?,
                 "--warmup" => job_warmup = a.seconds(&flag)?,
                 "--duration" => job_duration = a.seconds(&flag)?,

@@ -1,4 +1,5 @@
-//! `socknotify-bench`: socknotify side by side with raw epoll, poll(2), mio and polling.
+//! `socknotify-bench`: socknotify side by side with raw epoll, poll(2), mio and polling,
+//! and as an HTTP server beside those and tokio, driven by `wrk`.
 //!
 //! The parent (the default command) plans every measurement and runs each one in a fresh
 //! child process, `socknotify-bench run-one ...`, optionally under `perf stat` to count
@@ -18,6 +19,7 @@ mod child;
 mod contender;
 mod exec;
 mod harness;
+mod http;
 mod job;
 mod options;
 mod perf;
@@ -30,10 +32,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().map(String::as_str) == Some(child::COMMAND) {
-        child::main(&args[1..])
-    } else {
-        harness::main(&args)
+    let result = match args.first().map(String::as_str) {
+        Some(child::COMMAND) => child::main(&args[1..]),
+        Some(http::COMMAND) => http::main(&args[1..]),
+        _ => harness::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

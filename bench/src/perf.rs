@@ -35,6 +35,17 @@ impl Control {
         Ok(Some(Control { ctl, ack }))
     }
 
+    /// The parent's end of a [`Perf::attach`]ed perf's FIFOs. Both are opened read-write
+    /// (which never blocks on a FIFO), and each reply is awaited for at most a few seconds,
+    /// so a perf that died cannot hang the caller.
+    pub fn open(ctl: &Path, ack: &Path) -> io::Result<Control> {
+        let rw = |p: &Path| OpenOptions::new().read(true).write(true).open(p);
+        Ok(Control {
+            ctl: rw(ctl)?,
+            ack: rw(ack)?,
+        })
+    }
+
     pub fn enable(&self) -> io::Result<()> {
         self.command(b"enable\n")
     }
@@ -45,6 +56,9 @@ impl Control {
 
     fn command(&self, cmd: &[u8]) -> io::Result<()> {
         (&self.ctl).write_all(cmd)?;
+        if !sys::readable_within(&self.ack, std::time::Duration::from_secs(10))? {
+            return Err(io::Error::other("perf did not answer a control command"));
+        }
         let mut reply = [0u8; 16];
         let n = (&self.ack).read(&mut reply)?;
         if reply[..n].starts_with(b"ack") {
@@ -104,6 +118,27 @@ impl Perf {
         program: &Path,
         args: &[String],
     ) -> io::Result<(Command, Wrapped)> {
+        let (mut command, wrapped) = self.stat(tag)?;
+        command
+            .arg("--")
+            .arg(program)
+            .args(args)
+            .env(CTL_ENV, &wrapped.fifos[0])
+            .env(ACK_ENV, &wrapped.fifos[1]);
+        Ok((command, wrapped))
+    }
+
+    /// `perf stat ... -p pid`: counts the system calls of every thread of a running
+    /// process while the [`Control`] of the returned [`Wrapped`] has it enabled. It ends
+    /// by itself when the process ends.
+    pub fn attach(&self, tag: &str, pid: u32) -> io::Result<(Command, Wrapped)> {
+        let (mut command, wrapped) = self.stat(tag)?;
+        command.arg("-p").arg(pid.to_string());
+        Ok((command, wrapped))
+    }
+
+    /// `perf stat`, disabled at the start, with fresh control FIFOs and output file.
+    fn stat(&self, tag: &str) -> io::Result<(Command, Wrapped)> {
         let output = self.dir.join(format!("perf-{tag}.txt"));
         let ctl = self.dir.join(format!("perf-{tag}.ctl"));
         let ack = self.dir.join(format!("perf-{tag}.ack"));
@@ -121,12 +156,7 @@ impl Perf {
             .args(["stat", "-e", EVENT, "-x,", "-D", "-1", "--control"])
             .arg(control)
             .arg("-o")
-            .arg(&output)
-            .arg("--")
-            .arg(program)
-            .args(args)
-            .env(CTL_ENV, &ctl)
-            .env(ACK_ENV, &ack);
+            .arg(&output);
         let wrapped = Wrapped {
             output,
             fifos: [ctl, ack],
@@ -136,6 +166,11 @@ impl Perf {
 }
 
 impl Wrapped {
+    /// Opens the control FIFOs from the parent's side.
+    pub fn control(&self) -> io::Result<Control> {
+        Control::open(&self.fifos[0], &self.fifos[1])
+    }
+
     /// The counted system calls, once the command has finished; removes the scratch files.
     pub fn count(&self) -> Option<u64> {
         let n = fs::read_to_string(&self.output)

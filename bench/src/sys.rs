@@ -194,3 +194,34 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
 }
+
+/// User and system CPU time of this process so far, every thread (`getrusage(RUSAGE_SELF)`).
+pub fn rusage_self() -> io::Result<(std::time::Duration, std::time::Duration)> {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid rusage to write to.
+    syscall!(getrusage(libc::RUSAGE_SELF, &mut ru))?;
+    let time = |t: libc::timeval| {
+        std::time::Duration::new(t.tv_sec as u64, 0)
+            + std::time::Duration::from_micros(t.tv_usec as u64)
+    };
+    Ok((time(ru.ru_utime), time(ru.ru_stime)))
+}
+
+/// Whether `file` becomes readable within `timeout` (`poll(2)`).
+pub fn readable_within(file: &impl AsRawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(libc::c_int::MAX as u128) as libc::c_int;
+    loop {
+        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+        match syscall!(poll(&mut pfd, 1, ms)) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

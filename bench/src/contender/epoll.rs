@@ -112,6 +112,39 @@ pub fn churn(fds: &[OwnedFd], run: &Run) -> io::Result<Measured> {
     })
 }
 
+/// Re-arms `batch` of the registered one-shot sockets `fds` per round (one
+/// `epoll_ctl(EPOLL_CTL_MOD)` each, going round the set), then one `epoll_wait` with a zero
+/// timeout, as a server's loop would: the floor for socknotify's batched `process`.
+pub fn batch(fds: &[OwnedFd], batch: usize, run: &Run) -> io::Result<Measured> {
+    let epoll = Epoll::new()?;
+    for (key, fd) in fds.iter().enumerate() {
+        epoll.add(fd.as_raw_fd(), ONESHOT_IN, key as u64)?;
+    }
+    run.workers(|t| {
+        let mut events = no_events();
+        let mut next = 0;
+        while !run.stopped() {
+            for _ in 0..batch {
+                epoll.modify(fds[next].as_raw_fd(), ONESHOT_IN, next as u64)?;
+                next = (next + 1) % fds.len();
+            }
+            let max = events.len() as libc::c_int;
+            // SAFETY: `events` is valid for `max` writes of epoll_event.
+            let n = syscall!(epoll_wait(
+                epoll.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                max,
+                0
+            ))?;
+            if n != 0 {
+                return Err(io::Error::other("an idle socket reported readiness"));
+            }
+            run.add(t, batch as u64);
+        }
+        Ok(())
+    })
+}
+
 /// A channel plus an `eventfd` watched by epoll. The producer writes the eventfd only when
 /// no wake is pending, the consumer clears the flag before it drains the channel.
 #[derive(Debug)]

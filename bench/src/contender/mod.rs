@@ -128,6 +128,24 @@ impl Contender {
         }
     }
 
+    /// `batch` re-arms of registered one-shot sockets per call, going round `fds`. `None`
+    /// for the peers: only raw epoll (the floor) and socknotify take part.
+    pub fn batch(
+        self,
+        fds: &[OwnedFd],
+        batch: usize,
+        run: &Run,
+        concurrency: usize,
+    ) -> io::Result<Option<Measured>> {
+        match self {
+            Contender::Epoll => epoll::batch(fds, batch, run).map(Some),
+            Contender::SocknotifyEpoll | Contender::SocknotifyUring => {
+                socknotify::batch(self.port(concurrency)?, fds, batch, run).map(Some)
+            }
+            Contender::Mio | Contender::Polling | Contender::Poll => Ok(None),
+        }
+    }
+
     /// One producer thread posts, one consumer thread dequeues.
     pub fn posted(self, mode: Mode, run: &Run, concurrency: usize) -> io::Result<Posted> {
         use crate::workload::posted::drive;

@@ -94,6 +94,47 @@ pub fn churn(port: CompletionPort, fds: &[OwnedFd], run: &Run) -> io::Result<Mea
     })
 }
 
+/// Re-arms `batch` of the registered one-shot sockets `fds` per `process` call (an
+/// `ENABLE` with the same key each, going round the set), and dequeues without waiting:
+/// the cost per change as a function of the batch size.
+pub fn batch(
+    port: CompletionPort,
+    fds: &[OwnedFd],
+    batch: usize,
+    run: &Run,
+) -> io::Result<Measured> {
+    let mut all: Vec<Registration> = fds.iter().enumerate().map(|(k, fd)| arm(fd, k)).collect();
+    apply(&port, &mut all)?;
+    drop(all);
+    run.workers(|t| {
+        let mut changes: Vec<Registration> = Vec::with_capacity(batch);
+        let mut entries = [CompletionEntry::default(); BATCH];
+        let mut next = 0;
+        while !run.stopped() {
+            changes.clear();
+            for _ in 0..batch {
+                changes.push(arm(&fds[next], next));
+                next = (next + 1) % fds.len();
+            }
+            let n = port
+                .process(&mut changes, &mut entries, Some(Duration::ZERO))
+                .map_err(|e| context("process", e))?;
+            changes
+                .iter()
+                .try_for_each(Registration::result)
+                .map_err(|e| context("a re-arm", e))?;
+            if n != 0 {
+                return Err(io::Error::other(format!(
+                    "an idle socket delivered {:?}",
+                    entries[0]
+                )));
+            }
+            run.add(t, batch as u64);
+        }
+        Ok(())
+    })
+}
+
 /// Posts completion entries; the consumer dequeues them in batches.
 #[derive(Debug)]
 pub struct Mailbox {

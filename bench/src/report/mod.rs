@@ -113,6 +113,10 @@ pub fn metrics(config: &Config) -> Vec<Metric> {
             Metric::new("p99 ns", false, Kind::Field("p99_ns")),
             Metric::new("p99.9 ns", false, Kind::Field("p999_ns")),
         ],
+        (Workload::Batch, _) => vec![
+            Metric::new("ns/change", false, Kind::Cost),
+            Metric::new("CPU ns/change", false, Kind::Cpu),
+        ],
         (Workload::Memory, _) => vec![Metric::new(
             "bytes/registration",
             false,
@@ -198,6 +202,29 @@ impl Results {
             .reps
             .iter()
             .zip(&base.reps)
+            .filter_map(|(a, b)| {
+                let (a, b) = (metric.value(a.as_ref()?)?, metric.value(b.as_ref()?)?);
+                (b > 0.0).then(|| a / b)
+            })
+            .collect();
+        Stat::of(&ratios)
+    }
+
+    /// `metric` of `contender` in `config` divided by its value in `base`, repetition by
+    /// repetition (both ran in each repetition), then summarised.
+    pub fn scaling(
+        &self,
+        config: &Config,
+        base: &Config,
+        contender: Contender,
+        metric: &Metric,
+    ) -> Option<Stat> {
+        let a = self.outcome(config, contender)?;
+        let b = self.outcome(base, contender)?;
+        let ratios: Vec<f64> = a
+            .reps
+            .iter()
+            .zip(&b.reps)
             .filter_map(|(a, b)| {
                 let (a, b) = (metric.value(a.as_ref()?)?, metric.value(b.as_ref()?)?);
                 (b > 0.0).then(|| a / b)

@@ -67,7 +67,10 @@ fn lines(
             .map_err(fail)?;
         draw_lines(&mut chart, x_desc, y_desc, series)?;
     }
-    let shown: Vec<Contender> = series.iter().map(|s| s.contender).collect();
+    let shown: Vec<(&str, RGBColor)> = series
+        .iter()
+        .map(|s| (s.contender.name(), color(s.contender)))
+        .collect();
     legend(&side, &shown, false)?;
     root.present().map_err(fail)
 }
@@ -119,12 +122,11 @@ where
 /// The legend, in its own panel beside the chart so that it never hides data.
 fn legend(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
-    shown: &[Contender],
+    shown: &[(&str, RGBColor)],
     bars: bool,
 ) -> io::Result<()> {
-    for (i, &c) in shown.iter().enumerate() {
+    for (i, &(name, colour)) in shown.iter().enumerate() {
         let y = 70 + 24 * i as i32;
-        let colour = color(c);
         if bars {
             area.draw(&Rectangle::new([(8, y - 6), (28, y + 6)], colour.filled()))
                 .map_err(fail)?;
@@ -136,7 +138,7 @@ fn legend(
             .map_err(fail)?;
         }
         area.draw(&Text::new(
-            c.name(),
+            name,
             (34, y - 7),
             ("sans-serif", 14).into_font(),
         ))
@@ -145,16 +147,24 @@ fn legend(
     Ok(())
 }
 
-/// Bars grouped by category (each contender one bar per group), linear or log y.
-fn bars(
+/// One bar per group: a name for the legend, its colour, and a value (or none) per group.
+#[derive(Debug)]
+pub struct Bar<'a> {
+    pub name: &'a str,
+    pub color: RGBColor,
+    pub values: Vec<Option<Stat>>,
+}
+
+/// Bars grouped by category (each series one bar per group), linear or log y.
+pub fn bars(
     path: &Path,
     title: &str,
     y_desc: &str,
     groups: &[String],
-    series: &[(Contender, Vec<Option<Stat>>)],
+    series: &[Bar<'_>],
     log_y: bool,
 ) -> io::Result<()> {
-    let stats = || series.iter().flat_map(|(_, v)| v.iter().flatten());
+    let stats = || series.iter().flat_map(|b| b.values.iter().flatten());
     let (y0, y1) = bounds(stats().flat_map(|s| [s.min, s.max]));
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(fail)?;
@@ -171,7 +181,7 @@ fn bars(
             .map_err(fail)?;
         mesh_and_bars(&mut chart, y_desc, groups, series, 0.0)?;
     }
-    let shown: Vec<Contender> = series.iter().map(|(c, _)| *c).collect();
+    let shown: Vec<(&str, RGBColor)> = series.iter().map(|b| (b.name, b.color)).collect();
     legend(&side, &shown, true)?;
     root.present().map_err(fail)
 }
@@ -192,7 +202,7 @@ fn mesh_and_bars<'a, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
     y_desc: &str,
     groups: &[String],
-    series: &[(Contender, Vec<Option<Stat>>)],
+    series: &[Bar<'_>],
     floor: f64,
 ) -> io::Result<()>
 where
@@ -216,8 +226,8 @@ where
         .draw()
         .map_err(fail)?;
     let width = 0.8 / series.len().max(1) as f64;
-    for (k, (contender, values)) in series.iter().enumerate() {
-        let c = color(*contender);
+    for (k, bar) in series.iter().enumerate() {
+        let (c, values) = (bar.color, &bar.values);
         let left = |g: usize| g as f64 - 0.4 + k as f64 * width;
         chart
             .draw_series(values.iter().enumerate().filter_map(|(g, s)| {
@@ -331,10 +341,10 @@ pub fn draw(r: &Results, dir: &Path) -> io::Result<Vec<PathBuf>> {
     if let Some(c) = posted.iter().find(|c| c.mode == Mode::Latency) {
         let ms = metrics(c);
         let groups: Vec<String> = ms.iter().map(|m| m.name.to_string()).collect();
-        let series: Vec<(Contender, Vec<Option<Stat>>)> = r
+        let series: Vec<Bar<'static>> = r
             .contenders
             .iter()
-            .map(|&k| (k, ms.iter().map(|m| r.stat(c, k, m)).collect()))
+            .map(|&k| contender_bar(k, ms.iter().map(|m| r.stat(c, k, m)).collect()))
             .collect();
         emit("posted_latency.svg", &|p| {
             bars(
@@ -368,10 +378,18 @@ fn bar_series(
     r: &Results,
     configs: &[Config],
     stat: impl Fn(&Config, Contender) -> Option<Stat>,
-) -> Vec<(Contender, Vec<Option<Stat>>)> {
+) -> Vec<Bar<'static>> {
     r.contenders
         .iter()
-        .map(|&k| (k, configs.iter().map(|c| stat(c, k)).collect::<Vec<_>>()))
-        .filter(|(_, v)| v.iter().any(Option::is_some))
+        .map(|&k| contender_bar(k, configs.iter().map(|c| stat(c, k)).collect()))
+        .filter(|b| b.values.iter().any(Option::is_some))
         .collect()
+}
+
+fn contender_bar(k: Contender, values: Vec<Option<Stat>>) -> Bar<'static> {
+    Bar {
+        name: k.name(),
+        color: color(k),
+        values,
+    }
 }

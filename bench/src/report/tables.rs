@@ -20,6 +20,10 @@ pub fn title(workload: Workload) -> &'static str {
         }
         Workload::Posted => "Posted entries: one producer thread, one consumer thread",
         Workload::Memory => "Memory: resident bytes per registration",
+        Workload::Batch => {
+            "Registration batches: re-arms (`ENABLE`, same key) of registered one-shot sockets \
+             per call"
+        }
     }
 }
 
@@ -29,6 +33,7 @@ fn operation(workload: Workload) -> &'static str {
         Workload::Churn => "register+remove",
         Workload::Posted => "entry",
         Workload::Memory => "registration",
+        Workload::Batch => "change",
     }
 }
 
@@ -95,6 +100,10 @@ pub fn markdown(r: &Results) -> String {
         .filter(|&c| c != Contender::Epoll)
         .collect();
     for workload in Workload::ALL {
+        if workload == Workload::Batch {
+            batch_section(&mut out, r);
+            continue;
+        }
         let groups = groups(r, workload);
         if groups.is_empty() {
             continue;
@@ -201,4 +210,65 @@ fn syscall_table(out: &mut String, r: &Results, workload: Workload) {
             .collect();
         let _ = writeln!(out, "| {config} | {} |", cells.join(" | "));
     }
+}
+
+/// Batch sizes side by side per contender, and how the cost per change grows from the
+/// smallest batch to the largest (median of the per-repetition ratios: both sizes ran in
+/// the same repetition).
+fn batch_section(out: &mut String, r: &Results) {
+    let configs = r.configs(Workload::Batch);
+    let (Some(small), Some(big)) = (configs.first(), configs.last()) else {
+        return;
+    };
+    let _ = writeln!(out, "### {}\n", title(Workload::Batch));
+    let _ = writeln!(
+        out,
+        "{} sockets registered one-shot level `IN` (idle: nothing is ever delivered); each \
+         call re-arms the next `batch` of them and dequeues with a zero timeout. Raw epoll \
+         is the same loop with one `epoll_ctl(EPOLL_CTL_MOD)` per change and one \
+         `epoll_wait`. Median (min–max) of the repetitions; the ratio columns are the \
+         median of the per-repetition ratios batch={} / batch={}.\n",
+        big.sockets, big.batch, small.batch
+    );
+    let mut heads = Vec::new();
+    for m in metrics(big) {
+        for c in &configs {
+            heads.push(format!("{} batch={}", m.name, c.batch));
+        }
+        heads.push(format!("{} {}/{}", m.name, big.batch, small.batch));
+    }
+    for c in &configs {
+        heads.push(format!("system calls/change batch={}", c.batch));
+    }
+    let _ = writeln!(out, "| contender | {} |", heads.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(heads.len()));
+    for &contender in &r.contenders {
+        if configs
+            .iter()
+            .all(|c| r.outcome(c, contender).is_none_or(|o| o.not_applicable()))
+        {
+            continue;
+        }
+        let mut cells = Vec::new();
+        for m in metrics(big) {
+            for c in &configs {
+                cells.push(match r.stat(c, contender, &m) {
+                    Some(s) => range(s, si),
+                    None => missing(r, c, contender),
+                });
+            }
+            cells.push(match r.scaling(big, small, contender, &m) {
+                Some(s) => range(s, |x| format!("{x:.2}")),
+                None => "n/a".into(),
+            });
+        }
+        for c in &configs {
+            cells.push(
+                r.syscalls_per_op(c, contender)
+                    .map_or_else(|| "n/a".into(), |x| format!("{x:.3}")),
+            );
+        }
+        let _ = writeln!(out, "| {} | {} |", contender.name(), cells.join(" | "));
+    }
+    out.push('\n');
 }

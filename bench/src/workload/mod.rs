@@ -103,9 +103,15 @@ pub fn run(job: &Job, perf: Option<Control>) -> io::Result<Vec<(&'static str, f6
             out.push(("total", m.total as f64));
             out.push(("registered", set.len() as f64));
         }
-        Workload::Churn => {
+        Workload::Churn | Workload::Batch => {
             let fds = sys::socket_pairs(c.sockets.div_ceil(2), false)?;
-            match job.contender.churn(&fds, &run(1), job.concurrency)? {
+            let measured = if c.workload == Workload::Churn {
+                job.contender.churn(&fds, &run(1), job.concurrency)?
+            } else {
+                job.contender
+                    .batch(&fds, c.batch, &run(1), job.concurrency)?
+            };
+            match measured {
                 Some(m) => {
                     out.push(("count", m.count as f64));
                     out.push(("elapsed_ns", m.elapsed.as_nanos() as f64));
