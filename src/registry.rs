@@ -370,6 +370,13 @@ enum Action {
     Rearm,
 }
 
+/// A request to start again after a flush: one of the caller's, or a deferred re-arm.
+#[derive(Clone, Copy, Debug)]
+enum Redo {
+    Request(usize),
+    Rearm(u64),
+}
+
 /// One call's changes: held slots, their kernel operations, and requests to try again
 /// once the held ones are settled.
 struct Batch<'r, 'c> {
@@ -377,7 +384,7 @@ struct Batch<'r, 'c> {
     selector: &'r Selector,
     held: Vec<Held<'r>>,
     changes: Vec<Change>,
-    retries: Vec<(usize, Request)>,
+    retries: Vec<(Redo, Request)>,
     results: &'c mut dyn FnMut(usize, Result<(), Failure>),
     removed: &'c mut Vec<CompletionEntry>,
 }
@@ -470,6 +477,9 @@ impl<'r> Batch<'r, '_> {
                 }
             }
         }
+        // The identity path may act at once (an error, a detached registration): what the
+        // batch holds so far goes first, so that the batch takes effect in order.
+        self.flush();
         self.by_identity(position, request, fd);
     }
 
@@ -653,22 +663,45 @@ impl<'r> Batch<'r, '_> {
 
     /// Applies the held changes and settles each with the kernel's answer, releasing
     /// their locks; then finishes the requests that must start again (a registered
-    /// descriptor found closed), so that every request held so far is complete before the
-    /// batch goes on: the batch's requests take effect in order.
+    /// descriptor found closed), and after them the requests whose changes the backend did
+    /// not apply because of that failure, so that every request held so far is complete,
+    /// in the batch's order, before the batch goes on.
     fn flush(&mut self) {
         while !self.held.is_empty() {
             self.selector.apply(&mut self.changes);
             let held = std::mem::take(&mut self.held);
             let changes = std::mem::take(&mut self.changes);
+            let mut again = Vec::new();
             for (mut held, change) in held.into_iter().zip(changes) {
-                self.settle(&mut held, change.result);
+                if change.result == Err(ChangeError::NotApplied) {
+                    again.push(self.unhold(held));
+                } else {
+                    self.settle(&mut held, change.result);
+                }
             }
-            for (position, request) in std::mem::take(&mut self.retries) {
-                if let Some(fd) = request.fd() {
-                    self.by_identity(position, request, fd);
+            let retries = std::mem::take(&mut self.retries);
+            for (position, request) in retries.into_iter().chain(again) {
+                match (position, request.fd()) {
+                    (Redo::Request(position), Some(fd)) => self.by_identity(position, request, fd),
+                    (Redo::Rearm(token), _) => self.rearm(token),
+                    (Redo::Request(_), None) => {}
                 }
             }
         }
+    }
+
+    /// Gives up a held change the backend did not apply: a new slot goes back, the lock
+    /// goes, and the request is to be started again.
+    fn unhold(&mut self, mut held: Held<'r>) -> (Redo, Request) {
+        let redo = match held.position {
+            Some(position) => Redo::Request(position),
+            None => Redo::Rearm(token(held.index, held.st.generation)),
+        };
+        if held.action == Action::Create {
+            let index = held.index;
+            self.free(&mut held.st, index);
+        }
+        (redo, held.request)
     }
 
     fn settle(&mut self, held: &mut Held<'r>, result: Result<(), ChangeError>) {
@@ -734,12 +767,16 @@ impl<'r> Batch<'r, '_> {
                 // The registered descriptor no longer names the socket: the registration
                 // is detached, and the request starts again through what `fd` names now.
                 self.registry.detach(st);
-                self.retries.push((position.unwrap_or(0), held.request));
+                if let Some(position) = position {
+                    self.retries.push((Redo::Request(position), held.request));
+                }
             }
             (_, Err(ChangeError::Os(code))) => {
                 // The kernel refused: the registration is as it was (rule 22).
                 self.result(position, Err(Failure::Os(code)));
             }
+            // `flush` starts such a change again before it would be settled.
+            (_, Err(ChangeError::NotApplied)) => {}
         }
     }
 
@@ -769,6 +806,8 @@ fn failure(fd: RawFd, err: ChangeError) -> Failure {
     match err {
         ChangeError::Gone => Failure::Closed(fd),
         ChangeError::Os(code) => Failure::Os(code),
+        // Never settled (see `flush`); the caller may try again.
+        ChangeError::NotApplied => Failure::Os(libc::EAGAIN),
     }
 }
 

@@ -523,3 +523,46 @@ fn rule_09_a_batch_takes_effect_in_order_across_a_remove() {
         assert_eq!(port.registrations(), 1);
     });
 }
+
+/// Found by the fuzzer: a DISABLE of a descriptor whose registered socket was closed and
+/// whose number now names another socket had its kernel change applied in one go with a
+/// later ENABLE (through a duplicate) of that other socket; retried after it, the DISABLE
+/// hit the new registration. The backend now stops at a failed change and the registry
+/// applies the rest again after dealing with it, so the batch takes effect in order.
+#[test]
+fn rule_09_a_failed_change_does_not_let_later_ones_overtake_it() {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    each_backend(|b| {
+        let port = port(b);
+        let (old, _old_peer) = UnixStream::pair().unwrap();
+        let oneshot_edge = socknotify::Trigger::ONESHOT | socknotify::Trigger::EDGE;
+        enable(&port, &old, 4102, Events::empty(), oneshot_edge);
+        let (new, mut new_peer) = UnixStream::pair().unwrap();
+        let number = old.as_raw_fd();
+        // SAFETY: `number` is `old`'s only descriptor; dup2 atomically closes `old`'s socket
+        // and makes the number name `new`'s; `old` is forgotten so it is not closed twice.
+        assert_eq!(unsafe { libc::dup2(new.as_raw_fd(), number) }, number);
+        std::mem::forget(old);
+        // SAFETY: the number is a descriptor of `new`'s socket, owned here from now on.
+        let renumbered = unsafe { UnixStream::from_raw_fd(number) };
+        let dup = new.try_clone().unwrap();
+        let oneshot_level = socknotify::Trigger::ONESHOT | socknotify::Trigger::LEVEL;
+        let mut batch = [
+            Registration::disable(&renumbered),
+            Registration::enable(&dup, 4114, Events::IN, oneshot_level),
+        ];
+        port.process(&mut batch, &mut [], None).expect("process");
+        let err = batch[0]
+            .result()
+            .expect_err("DISABLE of an unregistered socket");
+        assert_eq!(
+            ErrorCause::of(&err),
+            Some(ErrorCause::NotRegistered),
+            "{err}"
+        );
+        batch[1].result().expect("ENABLE through the duplicate");
+        new_peer.write_all(b"x").unwrap();
+        expect_entry(&port, 4114, Events::IN);
+        drop((renumbered, new));
+    });
+}

@@ -64,10 +64,16 @@ impl Selector {
         self.epoll.as_raw_fd()
     }
 
-    /// Applies each change with its own `epoll_ctl`.
+    /// Applies each change with its own `epoll_ctl`, up to the first that fails.
     pub(crate) fn apply(&self, changes: &mut [Change]) {
+        let mut failed = false;
         for change in changes {
-            change.result = self.apply_one(change);
+            change.result = if failed {
+                Err(ChangeError::NotApplied)
+            } else {
+                self.apply_one(change)
+            };
+            failed |= change.result.is_err();
         }
     }
 

@@ -6,10 +6,12 @@
 //! ordering, the concurrency gate, flag validation) live above it in `registry.rs`,
 //! `queue.rs` and `port.rs`, written once. A backend provides a `Selector` with:
 //!
-//! - `apply(changes)`: applies each [`Change`] in order and fills in its `result`. The
-//!   registry holds the lock of each change's registration until `apply` returns, so a
-//!   socket's changes reach the kernel in the order the registry decided them, whatever
-//!   the backend batches. `apply` never blocks on I/O.
+//! - `apply(changes)`: applies each [`Change`] in order and fills in its `result`,
+//!   stopping at the first that fails: the later ones are [`ChangeError::NotApplied`] (the
+//!   registry applies them again once it has dealt with the failure, which may change what
+//!   they mean). The registry holds the lock of each change's registration until `apply`
+//!   returns, so a socket's changes reach the kernel in the order the registry decided
+//!   them, whatever the backend batches. `apply` never blocks on I/O.
 //! - `wait(out, max, timeout)`: appends at most `max` [`RawEvent`]s to `out`, blocking up
 //!   to `timeout` (`None`: forever) until at least one report or a `wake`. Many threads may
 //!   wait at once; one report or one wake releases one waiter, the most recent first where
@@ -174,6 +176,8 @@ pub(crate) enum ChangeError {
     Gone,
     /// Any other failure, with the operating system's code.
     Os(i32),
+    /// Not applied, because an earlier change of the same `apply` failed.
+    NotApplied,
 }
 
 /// A change and, once applied, its result.

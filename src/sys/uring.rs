@@ -13,8 +13,9 @@
 //!
 //! # What goes through the ring, and what does not
 //!
-//! A batch of two or more changes is submitted as `EPOLL_CTL` requests and **reaped before
-//! `apply` returns**: the registry holds each change's registration lock across `apply`, so
+//! A batch of two or more changes is submitted as `EPOLL_CTL` requests linked in order
+//! (`IOSQE_IO_LINK`: the first that fails cancels the rest, which are then reported as not
+//! applied, as the contract wants) and **reaped before `apply` returns**: the registry holds each change's registration lock across `apply`, so
 //! the kernel sees each socket's changes in the registry's order, and nothing is left in
 //! flight when the call returns. A single change is one `epoll_ctl` (cheaper than an
 //! enter).
@@ -44,10 +45,10 @@ use std::io;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use io_uring::{opcode, types, IoUring, Probe};
+use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use super::epoll;
-use super::{Change, RawEvent};
+use super::{Change, ChangeError, RawEvent};
 
 /// Submission queue size of each ring. Larger batches are submitted in several chunks.
 const RING_ENTRIES: usize = 128;
@@ -97,9 +98,18 @@ impl Selector {
         }
         let pooled = self.rings.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(mut ring) = pooled.or_else(|| Ring::new().ok()) {
-            let usable = changes
-                .chunks_mut(RING_ENTRIES)
-                .all(|chunk| ring.run(self, chunk).is_ok());
+            let mut usable = true;
+            for chunk in changes.chunks_mut(RING_ENTRIES) {
+                usable = ring.run(self, chunk).is_ok();
+                // A failure ends the batch: the later chunks are not applied.
+                if !usable
+                    || chunk
+                        .iter()
+                        .any(|c| c.result.is_err() && c.result != Err(PENDING))
+                {
+                    break;
+                }
+            }
             // A ring that could not be entered is dropped (its queue with it); the rest
             // of the batch goes directly below.
             if usable {
@@ -109,8 +119,17 @@ impl Selector {
                     .push(ring);
             }
         }
-        for change in changes.iter_mut().filter(|c| c.result == Err(PENDING)) {
-            change.result = self.epoll.apply_one(change);
+        // What the ring did not answer goes directly, in order, up to the first failure.
+        let mut failed = false;
+        for change in changes.iter_mut() {
+            if change.result == Err(PENDING) {
+                change.result = if failed {
+                    Err(ChangeError::NotApplied)
+                } else {
+                    self.epoll.apply_one(change)
+                };
+            }
+            failed |= change.result.is_err();
         }
     }
 
@@ -169,6 +188,11 @@ impl Ring {
                 )
                 .build()
                 .user_data(index as u64);
+                let entry = if index + 1 < chunk.len() {
+                    entry.flags(squeue::Flags::IO_LINK)
+                } else {
+                    entry
+                };
                 // SAFETY: the event the entry points to lives in `self.ctl`, which is not
                 // touched until every completion of this chunk is reaped below (the kernel
                 // reads it when it takes the request); the queue, empty between chunks, has
@@ -200,6 +224,8 @@ impl Ring {
                 let res = cqe.result();
                 change.result = if res >= 0 {
                     epoll::settle_ok(&selector.epoll, change)
+                } else if res == -libc::ECANCELED {
+                    Err(ChangeError::NotApplied)
                 } else {
                     let err = io::Error::from_raw_os_error(-res);
                     epoll::settle_error(&selector.epoll, change, &err)
