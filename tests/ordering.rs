@@ -416,6 +416,14 @@ fn storm(b: socknotify::Backend, seed: u64, deadline: Instant) -> (usize, usize)
             })
         })
         .collect();
+    // The storm starts once the dequeuers are taking entries (every socket is armed with
+    // unread data): on a loaded machine they may otherwise not run before the togglers are
+    // done, and then take the exit entry first, leaving nothing checked.
+    let started = Instant::now();
+    while entries_log.lock().unwrap().iter().all(Vec::is_empty) {
+        assert!(started.elapsed() < ARRIVAL, "no entry before the storm");
+        thread::sleep(Duration::from_millis(1));
+    }
     let togglers: Vec<_> = (0..TOGGLERS as u64)
         .map(|t| {
             let (port, seq, servers, enables, toggled) = (

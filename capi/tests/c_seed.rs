@@ -96,9 +96,12 @@ fn seed_poll_replacement_reads_until_the_hang_up() {
     for run in run_seed("poll_replacement") {
         run.check_no_errors();
         assert_eq!(run.count("Client hung up. Exiting."), 1, "{}", run.text);
-        // One read per notification; TCP may merge the ten 4-byte sends.
+        // One read per notification; TCP may merge the ten 4-byte sends, and the hang-up's
+        // entry carries IN too (the end of the stream is readable), whose read of 0 bytes
+        // the seed also reports: 1 to 11 reads. (Eleven happen on a loaded machine, where
+        // every send arrives on its own.)
         let reads = run.count("Received client data.");
-        assert!((1..=10).contains(&reads), "{}: {reads} reads", run.backend);
+        assert!((1..=11).contains(&reads), "{}: {reads} reads", run.backend);
     }
 }
 
