@@ -257,6 +257,18 @@ impl From<Failure> for io::Error {
 ///
 /// Such errors have kind [`io::ErrorKind::BrokenPipe`].
 ///
+/// # Examples
+///
+/// ```
+/// use socknotify::{is_port_closed, CompletionEntry, CompletionPort};
+/// let port = CompletionPort::new()?;
+/// port.close();
+/// let mut entries = [CompletionEntry::default(); 1];
+/// let err = port.dequeue(&mut entries, None).unwrap_err();
+/// assert!(is_port_closed(&err));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
 /// [`CompletionPort::close`]: crate::CompletionPort::close
 #[must_use]
 pub fn is_port_closed(err: &io::Error) -> bool {

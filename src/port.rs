@@ -76,6 +76,14 @@ pub struct PortBuilder {
 impl PortBuilder {
     /// How many threads may be released at once (`NumberOfConcurrentThreads`); 0, the
     /// default, means the number of CPUs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().concurrency(4).build()?;
+    /// assert_eq!(port.concurrency(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn concurrency(mut self, threads: usize) -> Self {
         self.concurrency = threads;
         self
@@ -84,6 +92,15 @@ impl PortBuilder {
     /// Which backend to use; [`Backend::Auto`] by default. The environment variable
     /// `SOCKNOTIFY_BACKEND` (`epoll`, `io_uring`) overrides `Auto`, so that a test suite can
     /// run once per backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{Backend, CompletionPort};
+    /// let port = CompletionPort::builder().backend(Backend::Epoll).build()?;
+    /// assert_eq!(port.backend(), Backend::Epoll);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
@@ -97,6 +114,20 @@ impl PortBuilder {
     /// example); [`Unsupported`](io::ErrorKind::Unsupported) for a backend this build or
     /// this machine cannot provide; [`InvalidInput`](io::ErrorKind::InvalidInput) for an
     /// unknown `SOCKNOTIFY_BACKEND` value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use socknotify::{Backend, CompletionPort};
+    /// // io_uring where the kernel has it, else say why and use epoll.
+    /// let port = match CompletionPort::builder().backend(Backend::IoUring).build() {
+    ///     Err(e) if e.kind() == ErrorKind::Unsupported => CompletionPort::new()?,
+    ///     other => other?,
+    /// };
+    /// assert_ne!(port.backend(), Backend::Auto);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn build(self) -> io::Result<CompletionPort> {
         let backend = match self.backend {
             Backend::Auto => backend_from_env()?,
@@ -311,23 +342,56 @@ impl CompletionPort {
     /// # Errors
     ///
     /// As [`PortBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::new()?;
+    /// assert!(port.concurrency() >= 1); // the number of CPUs
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[doc(alias = "CreateIoCompletionPort")]
     pub fn new() -> io::Result<CompletionPort> {
         Self::builder().build()
     }
 
     /// A builder for a port with a chosen concurrency or backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().concurrency(1).build()?;
+    /// assert_eq!(port.concurrency(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn builder() -> PortBuilder {
         PortBuilder::default()
     }
 
     /// The backend this port uses (never [`Backend::Auto`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{Backend, CompletionPort};
+    /// let port = CompletionPort::new()?;
+    /// assert!(matches!(port.backend(), Backend::Epoll | Backend::IoUring));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn backend(&self) -> Backend {
         self.shared.selector.backend()
     }
 
     /// The concurrency: how many threads may be released at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::builder().concurrency(3).build()?;
+    /// assert_eq!(port.concurrency(), 3);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn concurrency(&self) -> usize {
         self.shared.gate.concurrency()
@@ -335,6 +399,20 @@ impl CompletionPort {
 
     /// The number of registrations on this port (including sockets closed since they were
     /// registered, which the port has not yet noticed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use socknotify::{CompletionPort, Events, Registration, Trigger};
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// let mut change = [Registration::enable(&socket, 1, Events::IN, Trigger::LEVEL)];
+    /// port.process(&mut change, &mut [], None)?;
+    /// change[0].result()?;
+    /// assert_eq!(port.registrations(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn registrations(&self) -> usize {
         self.shared.registry.len()
@@ -354,6 +432,24 @@ impl CompletionPort {
     /// is or gets closed (every registration's result says so too), even when every
     /// registration was invalid; [`Unsupported`](io::ErrorKind::Unsupported) for a port
     /// inherited across `fork`; a kernel error from the wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort, Events, Registration, Trigger};
+    /// let port = CompletionPort::new()?;
+    /// let socket = UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.send_to(b"hi", socket.local_addr()?)?;
+    /// // Register and wait in one call; each registration has its own result.
+    /// let mut changes = [Registration::enable(&socket, 9, Events::IN, Trigger::ONESHOT | Trigger::LEVEL)];
+    /// let mut entries = [CompletionEntry::default(); 8];
+    /// let n = port.process(&mut changes, &mut entries, Some(Duration::from_secs(5)))?;
+    /// changes[0].result()?;
+    /// assert_eq!((n, entries[0].key, entries[0].events()), (1, 9, Events::IN));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[doc(alias = "ProcessSocketNotifications")]
     pub fn process(
         &self,
@@ -386,6 +482,21 @@ impl CompletionPort {
     /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is or gets closed;
     /// [`Unsupported`](io::ErrorKind::Unsupported) for a port inherited across `fork`; a
     /// kernel error from the wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort};
+    /// let port = CompletionPort::new()?;
+    /// let mut entries = [CompletionEntry::default(); 4];
+    /// // Nothing queued: a zero timeout returns at once with nothing.
+    /// assert_eq!(port.dequeue(&mut entries, Some(Duration::ZERO))?, 0);
+    /// port.post(CompletionEntry::new(1, 2, 3))?;
+    /// assert_eq!(port.dequeue(&mut entries, None)?, 1);
+    /// assert_eq!(entries[0], CompletionEntry::new(1, 2, 3));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[doc(alias = "GetQueuedCompletionStatusEx")]
     pub fn dequeue(
         &self,
@@ -552,6 +663,19 @@ impl CompletionPort {
     ///
     /// [`BrokenPipe`](io::ErrorKind::BrokenPipe) if the port is closed;
     /// [`Unsupported`](io::ErrorKind::Unsupported) for a port inherited across `fork`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{CompletionEntry, CompletionPort};
+    /// let port = CompletionPort::new()?;
+    /// // An exit entry, say, that the dequeuing threads pass on to each other.
+    /// port.post(CompletionEntry::new(usize::MAX, 0, 0))?;
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// assert_eq!(port.dequeue(&mut entries, None)?, 1);
+    /// assert_eq!(entries[0].key, usize::MAX);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[doc(alias = "PostQueuedCompletionStatus")]
     pub fn post(&self, entry: CompletionEntry) -> io::Result<()> {
         self.shared.check()?;
@@ -569,6 +693,25 @@ impl CompletionPort {
     /// the thread counts as released here again (even if that briefly exceeds the
     /// concurrency), unless a call inside `f` left it released somewhere. If the thread is
     /// not released on this port, `f` simply runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use socknotify::{CompletionEntry, CompletionPort};
+    /// let port = CompletionPort::builder().concurrency(1).build()?;
+    /// port.post(CompletionEntry::new(1, 0, 0))?;
+    /// let mut entries = [CompletionEntry::default(); 1];
+    /// port.dequeue(&mut entries, None)?; // this thread is released now
+    /// assert_eq!(port.stats().released, 1);
+    /// // While it sleeps (a database call, a lock...), another thread may run in its place.
+    /// port.blocking(|| {
+    ///     assert_eq!(port.stats().released, 0);
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// });
+    /// assert_eq!(port.stats().released, 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
         let held = RELEASED
             .try_with(|r| {
@@ -617,6 +760,17 @@ impl CompletionPort {
     /// with a [`BrokenPipe`](io::ErrorKind::BrokenPipe) error; every later call fails the
     /// same way; queued entries are dropped; every registration ends without a REMOVE
     /// entry, so its sockets can be registered on another port. Closing twice is harmless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{is_port_closed, CompletionEntry, CompletionPort};
+    /// let port = CompletionPort::new()?;
+    /// port.close();
+    /// let err = port.post(CompletionEntry::default()).unwrap_err();
+    /// assert!(is_port_closed(&err));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[doc(alias = "CloseHandle")]
     pub fn close(&self) {
         if self.shared.inherited() {
@@ -631,12 +785,33 @@ impl CompletionPort {
 
     /// What the port's threads are doing right now: for monitoring, and for tests that
     /// need to know that a thread is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use socknotify::{CompletionEntry, CompletionPort};
+    /// let port = CompletionPort::new()?;
+    /// port.post(CompletionEntry::new(5, 0, 0))?;
+    /// let stats = port.stats();
+    /// assert_eq!((stats.queued, stats.released, stats.waiting_in_kernel), (1, 0, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn stats(&self) -> PortStats {
         self.shared.gate.stats()
     }
 
     /// Whether [`close`](CompletionPort::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let port = socknotify::CompletionPort::new()?;
+    /// assert!(!port.is_closed());
+    /// port.close();
+    /// assert!(port.is_closed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.shared.gate.is_closed()

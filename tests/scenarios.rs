@@ -15,7 +15,7 @@ mod common;
 mod edge_udp_server;
 /// The main example, as a newcomer reads it (its `main` is unused here).
 #[allow(dead_code)]
-#[path = "../examples/multithreaded_tcp_server.rs"]
+#[path = "../examples/multithreaded_tcp_server/main.rs"]
 mod model;
 #[path = "scenario_support/multithreaded_tcp_server.rs"]
 mod multithreaded_tcp_server;

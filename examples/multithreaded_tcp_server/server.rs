@@ -13,52 +13,52 @@
 //!   last REMOVE entry posts the exit entry, and each thread applies its pending changes,
 //!   posts the exit entry again for the next thread, and leaves.
 //!
-//! Flags: `--threads N --clients N --messages N --backend auto|epoll|io_uring`. The C
+//! `main.rs` beside this file runs it against a pool of clients and prints a summary
+//! (flags: `--threads N --clients N --messages N --backend auto|epoll|io_uring`). The C
 //! sample's defects, and what this does instead: `docs/seed-defects.md`.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::ExitCode;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use socknotify::{Backend, CompletionEntry, CompletionPort, ContextPort, Delivery};
+use socknotify::{CompletionEntry, ContextPort, Delivery};
 use socknotify::{Events, Operation, Registration, Trigger};
 
 // Keys of our own, outside the range of context keys (`socknotify::is_context_key`).
-const EXIT: usize = usize::MAX;
-const LISTENER: usize = 0;
-const ONESHOT_LEVEL: Trigger = Trigger::ONESHOT.union(Trigger::LEVEL);
-const PAYLOAD: [u8; 4] = 0xdead_beef_u32.to_le_bytes();
+pub(crate) const EXIT: usize = usize::MAX;
+pub(crate) const LISTENER: usize = 0;
+pub(crate) const ONESHOT_LEVEL: Trigger = Trigger::ONESHOT.union(Trigger::LEVEL);
+pub(crate) const PAYLOAD: [u8; 4] = 0xdead_beef_u32.to_le_bytes();
 
 /// One connection: its socket, and the echo the socket has not taken yet.
-struct Conn {
-    stream: TcpStream,
-    unsent: Mutex<Vec<u8>>,
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) unsent: Mutex<Vec<u8>>,
 }
 
 #[derive(Default)]
-struct Counts {
-    accepted: AtomicUsize,
-    removed: AtomicUsize,
-    echoed: AtomicUsize,
-    rearms: AtomicUsize,
-    errors: AtomicUsize,
-    ended: AtomicUsize, // registrations ended: the connections and the listener
-    paused: AtomicBool, // the listener is disarmed; whoever clears this re-arms it
+pub(crate) struct Counts {
+    pub(crate) accepted: AtomicUsize,
+    pub(crate) removed: AtomicUsize,
+    pub(crate) echoed: AtomicUsize,
+    pub(crate) rearms: AtomicUsize,
+    pub(crate) errors: AtomicUsize,
+    pub(crate) ended: AtomicUsize, // registrations ended: the connections and the listener
+    pub(crate) paused: AtomicBool, // the listener is disarmed; whoever clears this re-arms it
 }
 
-struct Server {
-    conns: ContextPort<Conn>,
-    listener: TcpListener,
-    clients: usize,
-    n: Counts,
+pub(crate) struct Server {
+    pub(crate) conns: ContextPort<Conn>,
+    pub(crate) listener: TcpListener,
+    pub(crate) clients: usize,
+    pub(crate) n: Counts,
 }
 
 impl Server {
     /// One server thread; true if it left through the exit entry.
-    fn serve(&self) -> bool {
+    pub(crate) fn serve(&self) -> bool {
         let (port, mut changes) = (self.conns.port(), Vec::new());
         let (mut entries, mut buf) = ([CompletionEntry::default(); 8], [0; 4096]);
         loop {
@@ -231,126 +231,4 @@ impl Server {
         self.n.errors.fetch_add(1, SeqCst);
         false
     }
-}
-
-/// A client thread: `turns` connections one after the other, each sending `messages`
-/// payloads and checking the echo. Returns how many got it all back.
-fn client(addr: SocketAddr, turns: usize, messages: usize) -> usize {
-    let echo = || -> io::Result<bool> {
-        let mut stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        for _ in 0..messages {
-            stream.write_all(&PAYLOAD)?;
-        }
-        stream.shutdown(Shutdown::Write)?;
-        let mut echo = Vec::new();
-        stream.read_to_end(&mut echo)?;
-        Ok(echo.len() == 4 * messages && echo.chunks(4).all(|p| p == PAYLOAD))
-    };
-    let report = |e: &io::Error| eprintln!("multithreaded_tcp_server: client: {e}");
-    (0..turns)
-        .filter(|_| echo().inspect_err(report).unwrap_or(false))
-        .count()
-}
-
-/// Serves `clients` clients of `messages` payloads each with `threads` threads on `port`,
-/// prints a summary, and says whether everything came back.
-pub fn run(port: CompletionPort, [threads, clients, messages]: [usize; 3]) -> io::Result<bool> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let listen = Registration::enable(&listener, LISTENER, Events::IN, ONESHOT_LEVEL);
-    let mut first = vec![listen];
-    if clients == 0 {
-        first.push(Registration::remove(&listener)); // nobody to wait for
-    }
-    port.process(&mut first, &mut [], None)?;
-    first.iter().try_for_each(Registration::result)?;
-    let (b, c) = (port.backend(), port.concurrency());
-    println!("  port          backend {b:?}, concurrency {c} (the CPU count)");
-    let (conns, n, start) = (ContextPort::new(port), Counts::default(), Instant::now());
-    let server = Server {
-        conns,
-        listener,
-        clients,
-        n,
-    };
-    let (ok, exits) = std::thread::scope(|scope| {
-        let servers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| server.serve()))
-            .collect();
-        let pool = clients.clamp(1, 100); // past 100 clients, they take turns
-        let turns = move |t: usize| clients.saturating_sub(t).div_ceil(pool);
-        let spawn = |t| scope.spawn(move || client(addr, turns(t), messages));
-        let pool: Vec<_> = (0..pool).map(spawn).collect();
-        let ok: usize = pool.into_iter().map(|c| c.join().unwrap_or(0)).sum();
-        if ok < clients {
-            server.conns.close(); // the server would wait for them: wake every thread
-        }
-        let exits = servers.into_iter().map(|s| s.join().unwrap_or(false));
-        (ok, exits.filter(|&through_exit| through_exit).count())
-    });
-    let registrations = server.conns.port().registrations();
-    let left = server.conns.close().len();
-    let n = &server.n;
-    let [accepted, removed, echoed, rearms, errors] =
-        [&n.accepted, &n.removed, &n.echoed, &n.rearms, &n.errors].map(|a| a.load(SeqCst));
-    let bytes = 4 * clients * messages;
-    println!("  connections   {accepted} accepted, {removed} REMOVE entries, {left} contexts left");
-    println!("  bytes         {echoed} of {bytes} echoed, {ok} of {clients} clients got them all");
-    println!("  re-arms       {rearms} (one-shot, through the next process call)");
-    println!("  errors        {errors}");
-    println!("  shutdown      {exits} of {threads} server threads left through the exit entry");
-    println!("  wall time     {:.1?}", start.elapsed());
-    let served = [accepted, removed, ok] == [clients; 3] && echoed == bytes;
-    let ok = served && left + registrations + errors == 0 && exits == threads;
-    println!("  result        {}", if ok { "OK" } else { "FAILED" });
-    Ok(ok)
-}
-
-fn main() -> ExitCode {
-    let ([t, c, m], backend) = match parse(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("multithreaded_tcp_server: {e}");
-            eprintln!("flags: --threads N --clients N --messages N --backend auto|epoll|io_uring");
-            return ExitCode::from(2);
-        }
-    };
-    println!("multithreaded_tcp_server: {c} clients x {m} payloads of 4 bytes, {t} server threads");
-    let port = CompletionPort::builder().backend(backend).build();
-    match port.and_then(|port| run(port, [t, c, m])) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("multithreaded_tcp_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The flags: `--threads N --clients N --messages N --backend auto|epoll|io_uring`.
-fn parse(args: impl Iterator<Item = String>) -> Result<([usize; 3], Backend), String> {
-    let (args, mut backend) = (args.collect::<Vec<_>>(), Backend::Auto);
-    let [mut threads, mut clients, mut messages] = [16, 100, 10];
-    for pair in args.chunks(2) {
-        let [flag, value] = pair else {
-            return Err(format!("{pair:?} needs a value"));
-        };
-        let number = || {
-            value
-                .parse()
-                .map_err(|_| format!("{flag} {value}: not a number"))
-        };
-        match (flag.as_str(), value.as_str()) {
-            ("--threads", _) => threads = number()?,
-            ("--clients", _) => clients = number()?,
-            ("--messages", _) => messages = number()?,
-            ("--backend", "auto") => backend = Backend::Auto,
-            ("--backend", "epoll") => backend = Backend::Epoll,
-            ("--backend", "io_uring") => backend = Backend::IoUring,
-            _ => return Err(format!("{flag} {value}: unknown")),
-        }
-    }
-    Ok(([threads.max(1), clients, messages], backend))
 }
