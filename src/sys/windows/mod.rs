@@ -58,14 +58,21 @@
 //! # EDGE on AFD
 //!
 //! AFD polls are level-triggered one-shots: a poll issued while the condition holds
-//! completes at once. There is no edge mode, and `Interest::edge` does not change what is
-//! polled. Edge triggering is emulated above the selector: the registry re-arms a
-//! persistent EDGE registration only when the thread that received its entry calls again,
-//! so a program that drains the socket (reads until `WouldBlock`) before calling again
+//! completes at once. There is no edge mode, so edge triggering is emulated: a persistent
+//! EDGE registration is disarmed by its report and polled again at its next `Check`, which
+//! the registry sends when the thread that received the entry calls again. The re-poll
+//! comes *after the application calls again*, not after it has seen the condition clear
+//! nor after new data, because neither can be known in user mode: `FIONREAD` (and the
+//! stream's head) cannot tell a buffer that was drained and refilled from one left
+//! untouched, and `SIO_TCP_INFO`'s byte counter, which could, is missing in Wine (and
+//! before Windows 10 1703). Of the two possible mistakes this one is the harmless one
+//! (SPEC rule 11): a program that drains (reads until `WouldBlock`) before calling again
 //! sees exactly one entry per edge; one that calls again without draining gets another
-//! entry for the data still unread (harmless for a program that drains, as SPEC rule 11
-//! allows). A registration enabled while the condition already holds gets one entry at
-//! once, which Windows' own EDGE would not queue (also allowed by rule 11).
+//! entry for the data still unread, never a missing one. Lasting conditions that never
+//! clear (`DISCONNECT`, `ABORT`, `CONNECT_FAIL`) are not polled again once reported, so
+//! end of stream and a reset are reported once, as edges. A registration enabled while
+//! the condition already holds gets one entry at once, which Windows' own EDGE would not
+//! queue (also allowed by rule 11).
 //!
 //! # What is pinned, and when
 //!

@@ -38,6 +38,9 @@ const WAKE_KEY: usize = 2;
 const GROUP_SIZE: usize = 32;
 /// Entries dequeued per `GetQueuedCompletionStatusEx`.
 const BATCH: usize = 64;
+/// AFD conditions that never clear once they hold: a persistent EDGE registration that
+/// reported one does not poll for it again.
+const STICKY: u32 = afd::DISCONNECT | afd::ABORT | afd::CONNECT_FAIL;
 /// How long dropping a selector waits for its cancelled polls to come back.
 const DROP_GRACE: Duration = Duration::from_secs(5);
 /// The port releases any number of waiters: the registry above gates them.
@@ -126,11 +129,18 @@ struct State {
     /// close is seen whenever it happens.
     want: Option<u32>,
     /// One-shot interest: a report disarms. Otherwise (persistent EDGE) a report disarms
-    /// too, and the next `Check` re-polls with `edge_mask`: AFD has no edge mode, and a
-    /// re-poll while the reported condition still holds would report it again.
+    /// too, and the next `Check` polls again: AFD has no edge mode, and a poll while the
+    /// reported condition still holds would report it again at once.
     oneshot: bool,
-    /// The mask a persistent EDGE registration re-polls with at its next `Check`.
-    edge_mask: Option<u32>,
+    /// The AFD mask of the interest last given (`Add`, `Arm`).
+    mask: u32,
+    /// Persistent EDGE that reported since the last `Check`.
+    edge_fired: bool,
+    /// The AFD events of the last report (persistent EDGE).
+    reported: u32,
+    /// Lasting conditions (`DISCONNECT`, `ABORT`, `CONNECT_FAIL`) a persistent EDGE
+    /// registration has reported: never polled for again, since they never clear.
+    sticky: u32,
     /// Deleted: nothing more is reported or issued; the entry only frees the memory.
     deleted: bool,
     /// The socket was closed (`LOCAL_CLOSE` or an invalid handle): `Arm`/`Delete` say `Gone`.
@@ -249,7 +259,10 @@ impl Selector {
                 poll: Poll::Idle,
                 want: Some(afd_mask(interest)),
                 oneshot: interest.oneshot,
-                edge_mask: None,
+                mask: afd_mask(interest),
+                edge_fired: false,
+                reported: 0,
+                sticky: 0,
                 deleted: false,
                 closed: false,
             }),
@@ -278,11 +291,14 @@ impl Selector {
         if state.closed {
             return Err(ChangeError::Gone);
         }
-        let before = (state.want, state.oneshot, state.edge_mask);
+        let before = (state.want, state.oneshot, state.mask, state.edge_fired);
         state.want = interest.map(afd_mask);
-        state.edge_mask = None;
+        state.edge_fired = false;
+        state.reported = 0;
+        state.sticky = 0;
         if let Some(interest) = interest {
             state.oneshot = interest.oneshot;
+            state.mask = afd_mask(interest);
         }
         let result = self.repoll(&sock, &mut state);
         match result {
@@ -290,7 +306,9 @@ impl Selector {
                 drop(state);
                 self.forget(table, &sock);
             }
-            Err(ChangeError::Os(_)) => (state.want, state.oneshot, state.edge_mask) = before,
+            Err(ChangeError::Os(_)) => {
+                (state.want, state.oneshot, state.mask, state.edge_fired) = before;
+            }
             Ok(()) => {}
         }
         result
@@ -328,13 +346,16 @@ impl Selector {
         if state.closed || afd::base_socket(socket).ok() != Some(sock.base) {
             return Err(ChangeError::Gone);
         }
-        if let Some(mask) = state.edge_mask.take() {
-            state.want = Some(mask);
+        if state.edge_fired {
+            // AFD has no edge mode: poll again, but not for the lasting conditions already
+            // reported, which never clear and would be reported again at once.
+            state.sticky |= state.reported & STICKY;
+            state.want = Some(state.mask & !state.sticky);
             if let Err(e) = self.repoll(&sock, &mut state) {
                 state.want = None;
-                state.edge_mask = Some(mask);
                 return Err(e);
             }
+            state.edge_fired = false;
         }
         Ok(())
     }
@@ -470,7 +491,8 @@ impl Selector {
         if report {
             // Disarmed until the next Arm (one-shot) or Check (persistent EDGE).
             if !state.oneshot {
-                state.edge_mask = state.want;
+                state.edge_fired = true;
+                state.reported = events.unwrap_or(0) & state.want.unwrap_or(0);
             }
             state.want = None;
         }

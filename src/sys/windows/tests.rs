@@ -204,13 +204,25 @@ fn persistent_edge_repolls_only_at_check() {
     client.write_all(b"one").unwrap();
     assert!(expect_one(&sel, 4).has(Readiness::READABLE));
     client.write_all(b"two").unwrap();
-    expect_nothing(&sel); // no re-poll before the receiving thread calls again
+    expect_nothing(&sel); // no poll before the receiving thread calls again
+                          // Drained, then checked: the poll waits for new data.
     let mut buf = [0u8; 64];
     while server.read(&mut buf).is_ok() {}
     assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
-    expect_nothing(&sel); // drained: the re-poll waits for new data
+    expect_nothing(&sel);
     client.write_all(b"three").unwrap();
     assert!(expect_one(&sel, 4).has(Readiness::READABLE));
+    // Checked without draining: the unread data is reported again (see the module doc).
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    assert!(expect_one(&sel, 4).has(Readiness::READABLE));
+    // The end of stream is reported once: it never clears, so it is not polled again.
+    while server.read(&mut buf).is_ok() {}
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    drop(client);
+    let readiness = expect_one(&sel, 4);
+    assert!(readiness.has(Readiness::READ_HANGUP), "{readiness:?}");
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    expect_nothing(&sel);
     // Check fails for a handle that does not name the socket.
     let (other, _peer) = tcp_pair();
     assert_eq!(
