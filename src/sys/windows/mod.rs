@@ -91,10 +91,12 @@
 //!
 //! # Known limits
 //!
-//! - A close is seen when a thread reaps its `LOCAL_CLOSE` entry. A socket closed and its
-//!   handle value reused by a new socket *before* any thread waited on the port looks like
-//!   the old socket to the registry until then (an `ENABLE` of the new one with the old
-//!   key re-arms the old registration, which now watches the new socket).
+//! - A close is seen by the thread that reaps its `LOCAL_CLOSE` entry, or earlier, when a
+//!   change or a [`socket_identity`] finds the poll's status block already completed with
+//!   `LOCAL_CLOSE` (the kernel writes it before it queues the entry): so a socket closed
+//!   and its handle value reused at once is a new socket to the registry. Under Wine the
+//!   block is written before `closesocket` returns; should Windows write it later, a reuse
+//!   in that window looks like the old socket until the entry is reaped.
 //! - A socket's identity ([`socket_identity`]) is a handle value, because user mode cannot
 //!   name the kernel object. A duplicate (`DuplicateHandle`, `WSADuplicateSocket`,
 //!   `try_clone`) has a handle value of its own, so a duplicate of a *registered* socket is
@@ -166,7 +168,9 @@ pub(crate) fn socket_identity(socket: RawSocket) -> io::Result<u64> {
     let base = afd::base_socket(socket).map_err(|e| not_a_socket(socket, e))?;
     // Wine answers SIO_BASE_HANDLE for any handle: a socket option tells a socket.
     afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
-    Ok(identity::of(identity::canonical(base)))
+    let canonical = identity::canonical(base);
+    selector::seen_closed(canonical);
+    Ok(identity::of(canonical))
 }
 
 /// Whether `socket` is a datagram (or raw) socket, which never reports HANGUP.

@@ -9,16 +9,18 @@
 //! re-issue its poll.
 
 use std::cell::UnsafeCell;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::windows::io::RawSocket;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Weak;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_INVALID_HANDLE, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+    ERROR_INVALID_HANDLE, STATUS_CANCELLED, STATUS_INVALID_HANDLE, STATUS_PENDING,
 };
 use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
@@ -80,12 +82,16 @@ struct Sock {
     identity: RawSocket,
     datagram: bool,
     afd: Arc<Afd>,
+    /// The socket's close has been counted in its identity's epoch (`identity::closed`).
+    epoch_done: AtomicBool,
 }
 
-// SAFETY: `io` is the only field that is not Send + Sync by itself. It is touched by the
+// SAFETY: `io` is the only field that is not Send + Sync by itself. It is written by the
 // kernel only while `state.poll` is not Idle, and by this module only with `state` locked
 // and `state.poll` Idle (after the poll's entry was dequeued, or before the poll is issued),
-// so no two threads ever access it at once.
+// so no two writers ever touch it at once. The one read while a poll is pending,
+// [`Sock::closed_early`], is volatile, under `state`'s lock, of what the kernel writes once
+// when the poll completes.
 unsafe impl Send for Sock {}
 // SAFETY: as for Send: every access to `io` is serialised by `state`'s lock and the poll
 // status it holds.
@@ -166,7 +172,7 @@ impl Selector {
                 Op::Arm(interest) => self.set(&mut table, change.token, Some(interest)),
                 Op::Disarm => self.set(&mut table, change.token, None),
                 Op::Delete => self.delete(&mut table, change.token),
-                Op::Check => self.check(&table, change.socket, change.token),
+                Op::Check => self.check(&mut table, change.socket, change.token),
             };
         }
     }
@@ -271,8 +277,10 @@ impl Selector {
             identity,
             datagram,
             afd,
+            epoch_done: AtomicBool::new(false),
         });
         self.issue(&sock, &mut lock(&sock.state))?;
+        live().insert(identity, Arc::downgrade(&sock));
         table.tokens.insert(token, sock);
         table.identities.insert(identity, token);
         identity::hold(identity);
@@ -289,6 +297,11 @@ impl Selector {
         let sock = Arc::clone(table.tokens.get(&token).ok_or(ChangeError::Gone)?);
         let mut state = lock(&sock.state);
         if state.closed {
+            return Err(ChangeError::Gone);
+        }
+        if sock.closed_early(&mut state) {
+            drop(state);
+            self.forget(table, &sock);
             return Err(ChangeError::Gone);
         }
         let before = (state.want, state.oneshot, state.mask, state.edge_fired);
@@ -340,9 +353,14 @@ impl Selector {
 
     /// Succeeds if `socket` still names the watched socket; re-polls a persistent EDGE
     /// registration that reported since the last change (see [`State::oneshot`]).
-    fn check(&self, table: &Table, socket: RawSocket, token: u64) -> Result<(), ChangeError> {
+    fn check(&self, table: &mut Table, socket: RawSocket, token: u64) -> Result<(), ChangeError> {
         let sock = Arc::clone(table.tokens.get(&token).ok_or(ChangeError::Gone)?);
         let mut state = lock(&sock.state);
+        if sock.closed_early(&mut state) {
+            drop(state);
+            self.forget(table, &sock);
+            return Err(ChangeError::Gone);
+        }
         if state.closed || afd::base_socket(socket).ok() != Some(sock.base) {
             return Err(ChangeError::Gone);
         }
@@ -384,7 +402,7 @@ impl Selector {
             table.tokens.remove(&sock.token);
         }
         if table.identities.get(&sock.identity) == Some(&sock.token) {
-            identity::closed(sock.identity);
+            sock.count_close();
         }
         forget_identity(table, sock);
     }
@@ -543,6 +561,7 @@ impl Selector {
         let table = std::mem::take(&mut *lock(&self.table));
         for &identity in table.identities.keys() {
             identity::release(identity);
+            live().remove(&identity);
         }
         for sock in table.tokens.values() {
             let mut state = lock(&sock.state);
@@ -594,6 +613,73 @@ fn forget_identity(table: &mut Table, sock: &Sock) {
     if table.identities.get(&sock.identity) == Some(&sock.token) {
         table.identities.remove(&sock.identity);
         identity::release(sock.identity);
+        let mut live = live();
+        if live
+            .get(&sock.identity)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), sock))
+        {
+            live.remove(&sock.identity);
+        }
+    }
+}
+
+/// The sockets registered on any selector of this process, by identity, so that
+/// [`seen_closed`] can look at their polls.
+static LIVE: Mutex<BTreeMap<RawSocket, Weak<Sock>>> = Mutex::new(BTreeMap::new());
+
+fn live() -> MutexGuard<'static, BTreeMap<RawSocket, Weak<Sock>>> {
+    lock(&LIVE)
+}
+
+/// Counts the close of the registered socket with identity `identity` in its epoch if
+/// its poll has already completed with `LOCAL_CLOSE`, though no thread has reaped that
+/// entry yet: a new socket that reuses the handle value is then a new socket at once,
+/// not only after the next wait (SPEC rule 7).
+pub(super) fn seen_closed(identity: RawSocket) {
+    let sock = live().get(&identity).and_then(Weak::upgrade);
+    if let Some(sock) = sock {
+        let mut state = lock(&sock.state);
+        if sock.closed_early(&mut state) {
+            drop(state);
+            sock.count_close();
+        }
+    }
+}
+
+impl Sock {
+    /// Whether the pending poll has completed with `LOCAL_CLOSE` (its entry not reaped
+    /// yet). The kernel writes the status block and the poll's result when the poll
+    /// completes, before it queues the entry; `state` must be this socket's, locked.
+    fn closed_early(&self, state: &mut State) -> bool {
+        if state.closed {
+            return true;
+        }
+        if !matches!(state.poll, Poll::Pending(_) | Poll::Cancelling) {
+            return false;
+        }
+        let io = self.io.get();
+        // SAFETY: `io` lives as long as `self`; the kernel writes the status once, when the
+        // poll completes, and a volatile read of an aligned i32 sees it before or after.
+        let status = unsafe { std::ptr::read_volatile(&raw const (*io).iosb.Anonymous.Status) };
+        if status == STATUS_PENDING {
+            return false;
+        }
+        // SAFETY: the status is no longer STATUS_PENDING, so the kernel has written the
+        // poll's result and writes nothing more to `io` for this poll.
+        let info = unsafe { std::ptr::read_volatile(&raw const (*io).info) };
+        if status >= 0 && info.events().is_some_and(|e| e & afd::LOCAL_CLOSE != 0) {
+            state.closed = true;
+            state.want = None;
+            return true;
+        }
+        false
+    }
+
+    /// Counts this socket's close in its identity's epoch, once.
+    fn count_close(&self) {
+        if !self.epoch_done.swap(true, Ordering::AcqRel) {
+            identity::closed(self.identity);
+        }
     }
 }
 
