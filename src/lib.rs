@@ -37,7 +37,7 @@
 //! | Linux | [`Backend::Epoll`] | complete: one `epoll_ctl` per change, one `epoll_wait` per dequeue |
 //! | Linux 5.6+ | [`Backend::IoUring`] | complete: a batch of registration changes in one `io_uring_enter` (see `docs/io_uring.md`) |
 //! | Windows 10+ | [`Backend::Afd`] | the AFD poll interface on a native completion port, as wepoll, mio and polling; tested under Wine |
-//! | Windows 11 | native `ProcessSocketNotifications` | planned |
+//! | Windows 11, Server 2022+ | [`Backend::Native`] | opt-in: `ProcessSocketNotifications` itself, found at run time; built and linted by CI, not yet run there (Wine has no such function) |
 //! | macOS, BSD | kqueue | planned |
 //!
 //! [`Backend::Auto`] picks io_uring when the kernel has what it needs (and the default

@@ -38,6 +38,13 @@ pub enum Backend {
     /// [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) elsewhere.
     #[doc(alias = "IOCTL_AFD_POLL")]
     Afd,
+    /// Windows' own `ProcessSocketNotifications` (Windows 11, Server 2022 and later),
+    /// looked up at run time, so the same binary runs on older Windows (where building a
+    /// port with it fails with [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported));
+    /// opt-in, [`Auto`](Backend::Auto) picks [`Afd`](Backend::Afd). Not yet run by CI:
+    /// Wine, which CI tests under, has no such function.
+    #[doc(alias = "ProcessSocketNotifications")]
+    Native,
 }
 
 /// A completion port: a queue of completion entries shared by any number of threads, fed by
@@ -88,7 +95,7 @@ impl PortBuilder {
     }
 
     /// Which backend to use; [`Backend::Auto`] by default. The environment variable
-    /// `SOCKNOTIFY_BACKEND` (`epoll`, `io_uring`, `afd`) overrides `Auto`, so that a test suite can
+    /// `SOCKNOTIFY_BACKEND` (`epoll`, `io_uring`, `afd`, `native`) overrides `Auto`, so that a test suite can
     /// run once per backend.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
@@ -133,9 +140,12 @@ fn backend_from_env() -> io::Result<Backend> {
             "epoll" => Ok(Backend::Epoll),
             "io_uring" | "iouring" | "uring" => Ok(Backend::IoUring),
             "afd" => Ok(Backend::Afd),
+            "native" => Ok(Backend::Native),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("SOCKNOTIFY_BACKEND={other:?} is not one of auto, epoll, io_uring, afd"),
+                format!(
+                    "SOCKNOTIFY_BACKEND={other:?} is not one of auto, epoll, io_uring, afd, native"
+                ),
             )),
         },
     }

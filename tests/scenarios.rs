@@ -24,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 fn ports(concurrency: usize) -> Vec<CompletionPort> {
     let mut ports = Vec::new();
     let candidates: &[Backend] = if cfg!(windows) {
-        &[Backend::Afd]
+        &[Backend::Afd, Backend::Native]
     } else {
         &[Backend::Epoll, Backend::IoUring]
     };

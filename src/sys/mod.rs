@@ -295,6 +295,8 @@ pub(crate) enum Selector {
     IoUring(uring::Selector),
     #[cfg(windows)]
     Afd(windows::Selector),
+    #[cfg(windows)]
+    Native(windows::native::Selector),
 }
 
 /// Calls `$method` on whichever backend `$selector` is.
@@ -307,6 +309,8 @@ macro_rules! dispatch {
             Selector::IoUring($s) => $call,
             #[cfg(windows)]
             Selector::Afd($s) => $call,
+            #[cfg(windows)]
+            Selector::Native($s) => $call,
         }
     };
 }
@@ -330,8 +334,12 @@ impl Selector {
             Backend::Epoll | Backend::IoUring => Err(unsupported("epoll and io_uring are Linux's")),
             #[cfg(windows)]
             Backend::Afd => Ok(Selector::Afd(windows::Selector::new()?)),
+            #[cfg(windows)]
+            Backend::Native => Ok(Selector::Native(windows::native::Selector::new()?)),
             #[cfg(not(windows))]
-            Backend::Afd => Err(unsupported("the AFD poll interface is Windows'")),
+            Backend::Afd | Backend::Native => Err(unsupported(
+                "AFD and ProcessSocketNotifications are Windows'",
+            )),
             #[cfg(target_os = "linux")]
             Backend::Auto => {
                 #[cfg(feature = "io-uring")]
@@ -353,6 +361,8 @@ impl Selector {
             Selector::IoUring(_) => Backend::IoUring,
             #[cfg(windows)]
             Selector::Afd(_) => Backend::Afd,
+            #[cfg(windows)]
+            Selector::Native(_) => Backend::Native,
         }
     }
 

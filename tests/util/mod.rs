@@ -30,7 +30,7 @@ pub const ENOTSOCK: i32 = 10038;
 const CANDIDATES: [Backend; 2] = [Backend::Epoll, Backend::IoUring];
 /// The backends this OS has, each tried by [`backends`].
 #[cfg(windows)]
-const CANDIDATES: [Backend; 1] = [Backend::Afd];
+const CANDIDATES: [Backend; 2] = [Backend::Afd, Backend::Native];
 
 /// The raw descriptor (unix) or handle (Windows) of `socket`, with no `cfg` in the tests.
 pub fn raw(socket: &impl AsSocketLike) -> RawSocketLike {

@@ -114,6 +114,7 @@
 
 mod afd;
 mod identity;
+pub(crate) mod native;
 mod port;
 mod selector;
 #[cfg(test)]
