@@ -9,19 +9,19 @@ use crate::sys;
 
 /// What [`Registration::enable`], [`disable`](Registration::disable) and
 /// [`remove`](Registration::remove) take: anything that borrows a socket. It is
-/// [`AsFd`](std::os::fd::AsFd) on unix and [`AsSocket`](std::os::windows::io::AsSocket) on
-/// Windows, so the same code registers a `std::net` or `socket2` socket on both.
+/// `std::os::fd::AsFd` on unix and `std::os::windows::io::AsSocket` on Windows, so the same
+/// code registers a `std::net` or `socket2` socket on both.
 #[cfg(unix)]
 pub use std::os::fd::AsFd as AsSocketLike;
 /// What [`Registration::enable`], [`disable`](Registration::disable) and
 /// [`remove`](Registration::remove) take: anything that borrows a socket. It is
-/// [`AsFd`](std::os::fd::AsFd) on unix and [`AsSocket`](std::os::windows::io::AsSocket) on
-/// Windows, so the same code registers a `std::net` or `socket2` socket on both.
+/// `std::os::fd::AsFd` on unix and `std::os::windows::io::AsSocket` on Windows, so the same
+/// code registers a `std::net` or `socket2` socket on both.
 #[cfg(windows)]
 pub use std::os::windows::io::AsSocket as AsSocketLike;
 
-/// How a [`Registration`] names its socket: [`RawFd`](std::os::fd::RawFd) on unix,
-/// [`RawSocket`](std::os::windows::io::RawSocket) on Windows.
+/// How a [`Registration`] names its socket: `std::os::fd::RawFd` on unix,
+/// `std::os::windows::io::RawSocket` on Windows.
 pub type RawSocketLike = sys::Socket;
 
 /// The raw socket `socket` borrows.
