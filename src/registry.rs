@@ -864,7 +864,7 @@ mod model {
     use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use loom::sync::Arc;
     use loom::thread;
-    use std::os::fd::AsSocket;
+    use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
