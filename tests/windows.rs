@@ -4,11 +4,41 @@
 
 mod util;
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
 
 use socknotify::{Events, Registration};
 use util::*;
+
+/// Tests that wait for a handle value to be handed out again run one at a time, so that
+/// the other tests' handles do not take it.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Binds UDP sockets (one handle each) until one gets the handle value `value`. Windows
+/// hands the most recently freed value out first, Wine the lowest free one: either way the
+/// value comes before the new values have gone well past it.
+fn udp_reusing(value: u64) -> Option<UdpSocket> {
+    let mut keep = Vec::new();
+    for _ in 0..4096 {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let got = raw(&socket);
+        if got == value {
+            return Some(socket);
+        }
+        if got > value + 256 {
+            return None;
+        }
+        keep.push(socket);
+    }
+    None
+}
 
 /// Makes connected pairs until one side gets the handle value `value`; the pairs made on
 /// the way are kept open in `keep` so that the value is not handed out twice.
@@ -31,6 +61,7 @@ fn pair_reusing(
 
 #[test]
 fn rule_07_a_closed_handle_reused_at_once_is_a_new_socket() {
+    let _serial = serial();
     each_backend(|b| {
         for same_key in [false, true] {
             let port = port(b);
@@ -109,5 +140,87 @@ fn rule_07_closing_the_registered_handle_of_a_duplicated_socket() {
         enable(&port, &dup, 2, Events::IN, LEVEL);
         expect_entry(&port, 2, Events::IN);
         remove_and_wait(&port, &dup, 2);
+    });
+}
+
+/// faults_serial's `closed_socket_number_reused_by_another_thread_at_once` with handle
+/// values: a registered socket is closed while threads dequeue its entries, and another
+/// thread gets its handle value for a new socket at once and registers it (with the old key
+/// or a new one). Nothing of the old registration reaches a call that began after the
+/// close, no REMOVE comes for it, and the new registration sees only its own entries.
+#[test]
+fn rule_07_closed_handle_reused_by_another_thread_at_once() {
+    let _serial = serial();
+    each_backend(|b| {
+        const ROUNDS: usize = 20;
+        let port = Arc::new(port_with(b, 2));
+        let dequeuers = LoggingDequeuers::spawn(&port, 2, 4);
+        let seq = dequeuers.seq.clone();
+        let mut closed_at = HashMap::new();
+        let mut new_keys = Vec::new();
+        // The other thread, started first (a new thread's handle would take the value):
+        // waits for a value, gets a new socket under it, registers it.
+        let (to_reuser, values) = std::sync::mpsc::channel::<(u64, usize)>();
+        let (to_main, reused) = std::sync::mpsc::channel();
+        let reuser = {
+            let port = port.clone();
+            thread::spawn(move || {
+                for (value, key) in values {
+                    let fresh = udp_reusing(value);
+                    if let Some(fresh) = &fresh {
+                        enable(&port, fresh, key, Events::OUT, LEVEL);
+                    }
+                    to_main.send(fresh).unwrap();
+                }
+            })
+        };
+        for round in 0..ROUNDS {
+            let old_key = 2 * round;
+            let new_key = if round % 2 == 0 { old_key } else { old_key + 1 };
+            let (mut client, server) = tcp_pair();
+            client.write_all(b"never read").unwrap();
+            enable(&port, &server, old_key, Events::IN, LEVEL);
+            let value = raw(&server);
+            drop(server);
+            closed_at.insert(old_key, seq.fetch_add(1, SeqCst));
+            to_reuser.send((value, new_key)).unwrap();
+            let Some(fresh) = reused.recv_timeout(ARRIVAL).expect("reuser") else {
+                eprintln!("round {round}: no new socket reused handle value {value}");
+                continue;
+            };
+            apply_one(&port, Registration::remove(&fresh)).expect("remove the new one");
+            new_keys.push(new_key);
+            dequeuers.wait_for_removes(new_keys.len());
+        }
+        drop(to_reuser);
+        reuser.join().expect("reuser");
+        // Another thread of the test harness may take a value first now and then.
+        assert!(
+            new_keys.len() >= ROUNDS / 2,
+            "only {} of {ROUNDS} handle values were reused at once",
+            new_keys.len()
+        );
+        let log = dequeuers.stop(&port);
+        for l in &log {
+            match l.events {
+                // The old registration's: only from calls that began before its close.
+                e if e == Events::IN => assert!(
+                    l.before < closed_at[&(l.key & !1)],
+                    "IN for {} dequeued by a call that began after the close",
+                    l.key
+                ),
+                e if e == Events::OUT || e == Events::REMOVE => {}
+                other => panic!("unexpected {other:?} for {}", l.key),
+            }
+        }
+        assert_remove_is_last(&log);
+        let removes = log.iter().filter(|l| l.events == Events::REMOVE).count();
+        assert_eq!(
+            removes,
+            new_keys.len(),
+            "one REMOVE per new registration, none for a close"
+        );
+        // A closed socket whose value was not reused stays counted until noticed.
+        assert!(port.registrations() <= ROUNDS - new_keys.len());
     });
 }
