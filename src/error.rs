@@ -3,9 +3,9 @@
 //! Every failure becomes a [`std::io::Error`] at the boundary. `Failure` is the compact
 //! form a [`Registration`](crate::Registration) stores until its `result()` is read.
 
+use crate::sys::{code, Socket};
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
 
 /// A failure, small enough to store in every registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,17 +23,17 @@ pub(crate) enum Failure {
     /// The trigger has neither or both of LEVEL and EDGE.
     LevelOrEdge(u8),
     /// A negative descriptor.
-    BadDescriptor(RawFd),
+    BadDescriptor(Socket),
     /// The descriptor is not open.
-    Closed(RawFd),
+    Closed(Socket),
     /// The descriptor is open but is not a socket.
-    NotSocket(RawFd),
+    NotSocket(Socket),
     /// ENABLE with a key different from the registration's.
-    KeyChange(RawFd),
+    KeyChange(Socket),
     /// DISABLE or REMOVE of a socket with no registration on this port.
-    NotRegistered(RawFd),
+    NotRegistered(Socket),
     /// The socket is registered on another port.
-    OtherPort(RawFd),
+    OtherPort(Socket),
     /// The port was closed.
     PortClosed,
     /// The port was inherited across `fork`.
@@ -68,8 +68,8 @@ impl Failure {
     /// The operating system's code for this failure, where it has one (rule 22).
     pub(crate) fn os_code(self) -> Option<i32> {
         match self {
-            Failure::BadDescriptor(_) | Failure::Closed(_) => Some(libc::EBADF),
-            Failure::NotSocket(_) => Some(libc::ENOTSOCK),
+            Failure::BadDescriptor(_) | Failure::Closed(_) => Some(code::CLOSED),
+            Failure::NotSocket(_) => Some(code::NOT_SOCKET),
             Failure::Os(code) => Some(code),
             _ => None,
         }
@@ -96,12 +96,12 @@ impl Failure {
     }
 
     /// Maps an operating-system error about descriptor `fd` to a failure.
-    pub(crate) fn from_errno(fd: RawFd, err: &io::Error) -> Failure {
+    pub(crate) fn from_errno(fd: Socket, err: &io::Error) -> Failure {
         match err.raw_os_error() {
-            Some(libc::EBADF) => Failure::Closed(fd),
-            Some(libc::ENOTSOCK) | Some(libc::EPERM) => Failure::NotSocket(fd),
-            Some(code) => Failure::Os(code),
-            None => Failure::Os(libc::EIO),
+            Some(code::CLOSED) => Failure::Closed(fd),
+            Some(c) if c == code::NOT_SOCKET || c == code::NOT_SOCKET_TOO => Failure::NotSocket(fd),
+            Some(other) => Failure::Os(other),
+            None => Failure::Os(code::IO),
         }
     }
 }
@@ -122,9 +122,13 @@ impl Failure {
 /// | [`NotSocket`](ErrorCause::NotSocket) | from the code | `ENOTSOCK` | none: only sockets are registered |
 /// | [`Os`](ErrorCause::Os) | from the code | the code (`EMFILE`, `ENOMEM`, ...) | as it was |
 ///
+/// On Windows the codes are Winsock's: `WSAEBADF` for a closed handle, `WSAENOTSOCK` for a
+/// handle that is not a socket.
+///
 /// # Examples
 ///
 /// ```
+/// # #[cfg(unix)] {
 /// use std::fs::File;
 /// use socknotify::{CompletionPort, ErrorCause, Events, Registration, Trigger};
 ///
@@ -135,6 +139,7 @@ impl Failure {
 /// let err = reg[0].result().unwrap_err();
 /// assert_eq!(ErrorCause::of(&err), Some(ErrorCause::NotSocket));
 /// assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+/// # }
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,10 +180,10 @@ impl ErrorCause {
         err.raw_os_error().map(ErrorCause::from_os_code)
     }
 
-    fn from_os_code(code: i32) -> ErrorCause {
-        match code {
-            libc::EBADF => ErrorCause::BadDescriptor,
-            libc::ENOTSOCK => ErrorCause::NotSocket,
+    fn from_os_code(os: i32) -> ErrorCause {
+        match os {
+            code::CLOSED => ErrorCause::BadDescriptor,
+            code::NOT_SOCKET => ErrorCause::NotSocket,
             _ => ErrorCause::Os,
         }
     }

@@ -38,13 +38,22 @@
 //! |---|---|---|
 //! | Linux | [`Backend::Epoll`] | complete: one `epoll_ctl` per change, one `epoll_wait` per dequeue |
 //! | Linux 5.6+ | [`Backend::IoUring`] | complete: a batch of registration changes in one `io_uring_enter` (see `docs/io_uring.md`) |
-//! | Windows | native `ProcessSocketNotifications` | planned |
+//! | Windows 10+ | [`Backend::Afd`] | the AFD poll interface on a native completion port, as wepoll, mio and polling; tested under Wine |
+//! | Windows 11, Server 2022+ | [`Backend::Native`] | opt-in: `ProcessSocketNotifications` itself, found at run time; built and linted by CI, not yet run there (Wine has no such function) |
 //! | macOS, BSD | kqueue | planned |
 //!
 //! [`Backend::Auto`] picks io_uring when the kernel has what it needs (and the default
-//! `io-uring` feature is on), else epoll;
-//! `SOCKNOTIFY_BACKEND=epoll` (or `io_uring`) forces one for a whole process, which is how
+//! `io-uring` feature is on), else epoll; on Windows it picks AFD.
+//! `SOCKNOTIFY_BACKEND=epoll` (or `io_uring`, `afd`) forces one for a whole process, which is how
 //! a test suite can be run once per backend.
+//!
+//! # One API on unix and Windows
+//!
+//! [`Registration::enable`] and its siblings take `&impl` [`AsSocketLike`]: `AsFd` on unix,
+//! `AsSocket` on Windows, so the same code registers a `std::net` or `socket2` socket on
+//! both. [`Registration::from_raw`] takes a [`RawSocketLike`] (`RawFd` / `RawSocket`).
+//! OS error codes are the system's own (`EBADF`, `ENOTSOCK` on unix; `WSAEBADF`,
+//! `WSAENOTSOCK` on Windows).
 //!
 //! # Errors
 //!
@@ -213,41 +222,23 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
-// One clear error where no backend is wired in yet. The Windows backend (AFD poll on a
-// completion port) is being built: `.ci/windows` sets `socknotify_windows_preview` to
-// build and test it under Wine before the port is wired to it.
-#[cfg(not(any(target_os = "linux", all(windows, socknotify_windows_preview))))]
+// One clear error where no backend is wired in yet.
+#[cfg(not(any(target_os = "linux", windows)))]
 compile_error!(
-    "socknotify runs on Linux (epoll, io_uring) for now: its Windows backend (AFD poll on a \
-     completion port) is being wired in, and kqueue (macOS, BSD) is planned"
+    "socknotify runs on Linux (epoll, io_uring) and Windows (AFD poll) for now; kqueue \
+     (macOS, BSD) is planned"
 );
 
-#[cfg(target_os = "linux")]
 mod error;
-#[cfg_attr(windows, allow(dead_code))]
 mod event;
-#[cfg(target_os = "linux")]
 mod owners;
-#[cfg(target_os = "linux")]
 mod port;
-#[cfg(target_os = "linux")]
 mod queue;
-#[cfg(target_os = "linux")]
 mod registration;
-#[cfg(target_os = "linux")]
 mod registry;
-#[cfg(target_os = "linux")]
 mod slab;
-#[cfg(target_os = "linux")]
 mod sync;
-#[cfg(target_os = "linux")]
 mod sys;
-/// The Windows backend, built and tested on its own until the port is wired to it.
-#[cfg(windows)]
-#[allow(dead_code, unused_imports)]
-mod sys {
-    pub(crate) mod windows;
-}
 
 /// The README's example, compiled and run as a doctest so that it cannot rot.
 #[cfg(all(doctest, target_os = "linux"))]
@@ -259,17 +250,11 @@ struct ReadmeDoctests;
 pub mod guide;
 pub mod spec;
 
-#[cfg(target_os = "linux")]
 mod context;
-#[cfg(target_os = "linux")]
 pub use context::{is_context_key, ContextPort, Delivery, Refused};
 
-#[cfg(target_os = "linux")]
 pub use error::{is_port_closed, ErrorCause};
 pub use event::{CompletionEntry, Events, Trigger};
-#[cfg(target_os = "linux")]
 pub use port::{Backend, CompletionPort, PortBuilder};
-#[cfg(target_os = "linux")]
 pub use queue::PortStats;
-#[cfg(target_os = "linux")]
-pub use registration::{Operation, Registration};
+pub use registration::{AsSocketLike, Operation, RawSocketLike, Registration};

@@ -6,8 +6,9 @@
 //! it and holds the owning port and the registration's slot there. It is consulted when a
 //! registration is created or ends, and when a socket is named through a descriptor other
 //! than the one it was registered with; never on re-arm or dequeue. A closed socket's entry
-//! cannot be mistaken for a new socket's, since identities are not reused; it goes when its
-//! port notices the close or closes.
+//! cannot be mistaken for a new socket's, since identities are not reused (on Windows,
+//! where they are handle values, the backend adds an epoch bumped at each close it sees);
+//! it goes when its port notices the close or closes.
 //!
 //! # fork
 //!
@@ -16,10 +17,13 @@
 //! `pthread_atfork` child handler bumps the generation (nothing else: it must be
 //! async-signal-safe), and the child's first use builds a fresh table. Ports built before
 //! the fork belong to the old generation; `port.rs` refuses to use them in the child.
+//! Windows has no `fork`: the generation stays 0 there.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Once};
+#[cfg(unix)]
+use std::sync::Once;
+use std::sync::{Mutex, MutexGuard};
 
 /// A port's identity in the table; never 0.
 pub(crate) type PortId = u32;
@@ -39,8 +43,10 @@ struct Table {
 static TABLE: AtomicPtr<Table> = AtomicPtr::new(std::ptr::null_mut());
 static FORK: AtomicU64 = AtomicU64::new(0);
 static NEXT_PORT: AtomicU32 = AtomicU32::new(1);
+#[cfg(unix)]
 static AT_FORK: Once = Once::new();
 
+#[cfg(unix)]
 extern "C" fn forked_child() {
     FORK.fetch_add(1, Ordering::Relaxed);
 }
@@ -85,6 +91,7 @@ fn lock() -> MutexGuard<'static, HashMap<u64, Owner>> {
 
 /// A new port's identity; installs the fork handler on first use.
 pub(crate) fn new_port() -> PortId {
+    #[cfg(unix)]
     AT_FORK.call_once(|| {
         // SAFETY: the handler only bumps an atomic, which is async-signal-safe.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };

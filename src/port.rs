@@ -32,6 +32,19 @@ pub enum Backend {
     /// kernel lacks a needed feature, or the crate was built without its `io-uring`
     /// feature.
     IoUring,
+    /// Windows' AFD poll interface (`\Device\Afd`, `IOCTL_AFD_POLL`, as wepoll, mio and
+    /// polling use it) on a native I/O completion port: one poll per registered socket,
+    /// issued on its base socket. [`Auto`](Backend::Auto) picks it on Windows;
+    /// [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported) elsewhere.
+    #[doc(alias = "IOCTL_AFD_POLL")]
+    Afd,
+    /// Windows' own `ProcessSocketNotifications` (Windows 11, Server 2022 and later),
+    /// looked up at run time, so the same binary runs on older Windows (where building a
+    /// port with it fails with [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported));
+    /// opt-in, [`Auto`](Backend::Auto) picks [`Afd`](Backend::Afd). Not yet run by CI:
+    /// Wine, which CI tests under, has no such function.
+    #[doc(alias = "ProcessSocketNotifications")]
+    Native,
 }
 
 /// A completion port: a queue of completion entries shared by any number of threads, fed by
@@ -90,7 +103,7 @@ impl PortBuilder {
     }
 
     /// Which backend to use; [`Backend::Auto`] by default. The environment variable
-    /// `SOCKNOTIFY_BACKEND` (`epoll`, `io_uring`) overrides `Auto`, so that a test suite can
+    /// `SOCKNOTIFY_BACKEND` (`epoll`, `io_uring`, `afd`, `native`) overrides `Auto`, so that a test suite can
     /// run once per backend.
     ///
     /// # Examples
@@ -157,9 +170,13 @@ fn backend_from_env() -> io::Result<Backend> {
             "" | "auto" => Ok(Backend::Auto),
             "epoll" => Ok(Backend::Epoll),
             "io_uring" | "iouring" | "uring" => Ok(Backend::IoUring),
+            "afd" => Ok(Backend::Afd),
+            "native" => Ok(Backend::Native),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("SOCKNOTIFY_BACKEND={other:?} is not one of auto, epoll, io_uring"),
+                format!(
+                    "SOCKNOTIFY_BACKEND={other:?} is not one of auto, epoll, io_uring, afd, native"
+                ),
             )),
         },
     }

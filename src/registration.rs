@@ -3,10 +3,39 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use crate::error::Failure;
 use crate::event::{Events, Trigger};
+use crate::sys;
+
+/// What [`Registration::enable`], [`disable`](Registration::disable) and
+/// [`remove`](Registration::remove) take: anything that borrows a socket. It is
+/// `std::os::fd::AsFd` on unix and `std::os::windows::io::AsSocket` on Windows, so the same
+/// code registers a `std::net` or `socket2` socket on both.
+#[cfg(unix)]
+pub use std::os::fd::AsFd as AsSocketLike;
+/// What [`Registration::enable`], [`disable`](Registration::disable) and
+/// [`remove`](Registration::remove) take: anything that borrows a socket. It is
+/// `std::os::fd::AsFd` on unix and `std::os::windows::io::AsSocket` on Windows, so the same
+/// code registers a `std::net` or `socket2` socket on both.
+#[cfg(windows)]
+pub use std::os::windows::io::AsSocket as AsSocketLike;
+
+/// How a [`Registration`] names its socket: `std::os::fd::RawFd` on unix,
+/// `std::os::windows::io::RawSocket` on Windows.
+pub type RawSocketLike = sys::Socket;
+
+/// The raw socket `socket` borrows.
+fn raw(socket: &impl AsSocketLike) -> RawSocketLike {
+    #[cfg(unix)]
+    {
+        std::os::fd::AsRawFd::as_raw_fd(&socket.as_fd())
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::io::AsRawSocket::as_raw_socket(&socket.as_socket())
+    }
+}
 
 /// What a [`Registration`] asks `process` to do.
 ///
@@ -43,7 +72,7 @@ pub enum Operation {
 #[doc(alias = "SOCK_NOTIFY_REGISTRATION")]
 #[derive(Clone)]
 pub struct Registration {
-    socket: RawFd,
+    socket: RawSocketLike,
     key: usize,
     events: u16,
     operation: u8,
@@ -56,22 +85,22 @@ pub struct Registration {
 pub(crate) enum Request {
     None,
     Enable {
-        fd: RawFd,
+        fd: RawSocketLike,
         key: usize,
         filter: Events,
         trigger: Trigger,
     },
     Disable {
-        fd: RawFd,
+        fd: RawSocketLike,
     },
     Remove {
-        fd: RawFd,
+        fd: RawSocketLike,
     },
 }
 
 impl Request {
     /// The descriptor the request is about, if any.
-    pub(crate) fn fd(&self) -> Option<RawFd> {
+    pub(crate) fn fd(&self) -> Option<RawSocketLike> {
         match *self {
             Request::None => None,
             Request::Enable { fd, .. } | Request::Disable { fd } | Request::Remove { fd } => {
@@ -109,14 +138,13 @@ impl Registration {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use = "a registration does nothing until it is passed to `process`"]
-    pub fn enable(socket: &impl AsFd, key: usize, events: Events, trigger: Trigger) -> Self {
-        Self::from_raw(
-            socket.as_fd().as_raw_fd(),
-            key,
-            events,
-            Operation::Enable,
-            trigger,
-        )
+    pub fn enable(
+        socket: &impl AsSocketLike,
+        key: usize,
+        events: Events,
+        trigger: Trigger,
+    ) -> Self {
+        Self::from_raw(raw(socket), key, events, Operation::Enable, trigger)
     }
 
     /// Stops new entries for `socket`'s registration (`SOCK_NOTIFY_OP_DISABLE`); ENABLE
@@ -147,8 +175,8 @@ impl Registration {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use = "a registration does nothing until it is passed to `process`"]
-    pub fn disable(socket: &impl AsFd) -> Self {
-        let fd = socket.as_fd().as_raw_fd();
+    pub fn disable(socket: &impl AsSocketLike) -> Self {
+        let fd = raw(socket);
         Self::from_raw(fd, 0, Events::empty(), Operation::Disable, Trigger::empty())
     }
 
@@ -178,8 +206,8 @@ impl Registration {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use = "a registration does nothing until it is passed to `process`"]
-    pub fn remove(socket: &impl AsFd) -> Self {
-        let fd = socket.as_fd().as_raw_fd();
+    pub fn remove(socket: &impl AsSocketLike) -> Self {
+        let fd = raw(socket);
         Self::from_raw(fd, 0, Events::empty(), Operation::Remove, Trigger::empty())
     }
 
@@ -211,7 +239,7 @@ impl Registration {
     /// ```
     #[must_use = "a registration does nothing until it is passed to `process`"]
     pub fn from_raw(
-        socket: RawFd,
+        socket: RawSocketLike,
         key: usize,
         events: Events,
         operation: Operation,
@@ -246,7 +274,13 @@ impl Registration {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use = "a registration does nothing until it is passed to `process`"]
-    pub fn from_bits(socket: RawFd, key: usize, events: u16, operation: u8, trigger: u8) -> Self {
+    pub fn from_bits(
+        socket: RawSocketLike,
+        key: usize,
+        events: u16,
+        operation: u8,
+        trigger: u8,
+    ) -> Self {
         Registration {
             socket,
             key,
@@ -301,7 +335,7 @@ impl Registration {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use]
-    pub fn socket(&self) -> RawFd {
+    pub fn socket(&self) -> RawSocketLike {
         self.socket
     }
 
@@ -448,7 +482,7 @@ impl Registration {
         if op == Operation::None {
             return Ok(Request::None);
         }
-        if self.socket < 0 {
+        if sys::is_invalid(self.socket) {
             return Err(Failure::BadDescriptor(self.socket));
         }
         let fd = self.socket;

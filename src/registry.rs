@@ -51,7 +51,6 @@
 //! A [`Slot`] (its lock and state; `slot_size` test), 4 bytes of descriptor index, and one
 //! entry of the owner table (a 16-byte key and value plus the hash map's overhead).
 
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use crate::error::Failure;
@@ -60,7 +59,7 @@ use crate::owners::{self, Owner, PortId};
 use crate::registration::Request;
 use crate::slab::Slab;
 use crate::sync::{Mutex, MutexGuard};
-use crate::sys::{self, Change, ChangeError, Interest, Op, RawEvent, Selector};
+use crate::sys::{self, Change, ChangeError, Interest, Op, RawEvent, Selector, Socket};
 
 /// Slots are indexed below this, so no token equals a sentinel token.
 const MAX_SLOTS: usize = (u32::MAX - 2) as usize;
@@ -104,7 +103,7 @@ struct State {
     kind: Kind,
     filter: u8,
     trigger: u8,
-    fd: RawFd,
+    fd: Socket,
     key: usize,
     identity: u64,
 }
@@ -218,8 +217,8 @@ impl Registry {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn lookup(&self, fd: RawFd) -> Option<u32> {
-        let raw = self.by_fd.get(fd as usize)?.load(Ordering::Acquire);
+    fn lookup(&self, fd: Socket) -> Option<u32> {
+        let raw = self.by_fd.get(sys::index(fd)?)?.load(Ordering::Acquire);
         raw.checked_sub(1)
     }
 
@@ -355,7 +354,7 @@ enum Action {
     },
     /// ENABLE through another descriptor of a detached registration's socket.
     Reattach {
-        fd: RawFd,
+        fd: Socket,
         filter: Events,
         trigger: Trigger,
     },
@@ -410,7 +409,7 @@ impl<'r> Batch<'r, '_> {
         position: Option<usize>,
         request: Request,
         action: Action,
-        (fd, op): (RawFd, Op),
+        (fd, op): (Socket, Op),
     ) {
         let t = token(index, st.generation);
         self.changes.push(Change::new(fd, t, op));
@@ -484,7 +483,7 @@ impl<'r> Batch<'r, '_> {
     }
 
     /// The general path: find the registration by the socket's identity.
-    fn by_identity(&mut self, position: usize, request: Request, fd: RawFd) {
+    fn by_identity(&mut self, position: usize, request: Request, fd: Socket) {
         let identity = match sys::socket_identity(fd) {
             Ok(identity) => identity,
             Err(e) => return self.result(Some(position), Err(Failure::from_errno(fd, &e))),
@@ -570,7 +569,7 @@ impl<'r> Batch<'r, '_> {
         &mut self,
         position: usize,
         request: Request,
-        fd: RawFd,
+        fd: Socket,
         identity: u64,
         key: usize,
         filter: Events,
@@ -606,7 +605,7 @@ impl<'r> Batch<'r, '_> {
             }
             if table.live >= MAX_SLOTS {
                 drop(table);
-                return self.result(Some(position), Err(Failure::Os(libc::ENOSPC)));
+                return self.result(Some(position), Err(Failure::Os(sys::code::NO_SPACE)));
             }
             let index = table.free.pop().unwrap_or_else(|| {
                 table.high += 1;
@@ -802,7 +801,7 @@ impl<'r> Batch<'r, '_> {
     }
 }
 
-fn failure(fd: RawFd, err: ChangeError) -> Failure {
+fn failure(fd: Socket, err: ChangeError) -> Failure {
     match err {
         ChangeError::Gone => Failure::Closed(fd),
         ChangeError::Os(code) => Failure::Os(code),
@@ -814,13 +813,13 @@ fn failure(fd: RawFd, err: ChangeError) -> Failure {
 impl Registry {
     /// Puts slot `index` back on the free list; clears the entry of `fd` if it still names
     /// the slot.
-    fn release_index(&self, index: u32, fd: Option<RawFd>) {
+    fn release_index(&self, index: u32, fd: Option<Socket>) {
         let mut table = self.table();
         if table.closed {
             return; // `close` accounted for every slot
         }
-        if let Some(fd) = fd {
-            if let Some(entry) = self.by_fd.get(fd as usize) {
+        if let Some(i) = fd.and_then(sys::index) {
+            if let Some(entry) = self.by_fd.get(i) {
                 let _ = entry.compare_exchange(index + 1, 0, Ordering::AcqRel, Ordering::Acquire);
             }
         }
@@ -828,23 +827,27 @@ impl Registry {
         table.live -= 1;
     }
 
-    fn set_fd(&self, fd: RawFd, index: Option<u32>) {
+    /// Records that descriptor `fd` names slot `index`. A socket with no dense index (a
+    /// handle value out of range) is found through the owner table alone.
+    fn set_fd(&self, fd: Socket, index: Option<u32>) {
         let _table = self.table();
         let value = index.map_or(0, |i| i + 1);
-        self.by_fd
-            .get_or_grow(fd as usize)
-            .store(value, Ordering::Release);
+        if let Some(i) = sys::index(fd) {
+            self.by_fd.get_or_grow(i).store(value, Ordering::Release);
+        }
     }
 
     /// A registration re-attached through descriptor `to` is no longer found at `from`.
-    fn move_fd(&self, from: RawFd, to: RawFd, index: u32) {
+    fn move_fd(&self, from: Socket, to: Socket, index: u32) {
         let _table = self.table();
-        if let Some(entry) = self.by_fd.get(from as usize) {
+        if let Some(entry) = sys::index(from).and_then(|i| self.by_fd.get(i)) {
             let _ = entry.compare_exchange(index + 1, 0, Ordering::AcqRel, Ordering::Acquire);
         }
-        self.by_fd
-            .get_or_grow(to as usize)
-            .store(index + 1, Ordering::Release);
+        if let Some(i) = sys::index(to) {
+            self.by_fd
+                .get_or_grow(i)
+                .store(index + 1, Ordering::Release);
+        }
     }
 }
 
@@ -892,7 +895,7 @@ mod model {
     struct Fixture {
         selector: Selector,
         registry: Registry,
-        fd: RawFd,
+        fd: Socket,
         /// The report the kernel made for the registration's first arm.
         harvested: RawEvent,
         /// The socket pair, open for the model's length; the peer has written a byte.
@@ -912,7 +915,7 @@ mod model {
         (result, removed)
     }
 
-    fn enable(fd: RawFd, filter: Events) -> Request {
+    fn enable(fd: Socket, filter: Events) -> Request {
         Request::Enable {
             fd,
             key: 7,

@@ -2,6 +2,8 @@
 //! variable that simulates a kernel without io_uring is process-wide, so this file holds
 //! one test.
 
+#![cfg(target_os = "linux")]
+
 use std::io::ErrorKind;
 
 use socknotify::{Backend, CompletionPort};

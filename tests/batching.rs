@@ -6,11 +6,13 @@ mod util;
 
 use std::io::Write;
 
-use socknotify::{Backend, CompletionEntry, CompletionPort, Events, Registration};
+use socknotify::{CompletionEntry, Events, Registration};
 use util::*;
 
+#[cfg(target_os = "linux")]
 #[test]
 fn auto_picks_io_uring_when_available() {
+    use socknotify::{Backend, CompletionPort};
     let available = backends();
     let auto = CompletionPort::new().expect("port");
     if std::env::var_os("SOCKNOTIFY_BACKEND").is_none() {

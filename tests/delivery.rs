@@ -33,14 +33,25 @@ fn rule_11_edge_fires_once_per_new_data() {
         enable(&port, &server, 11, Events::IN, EDGE);
         client.write_all(b"one").unwrap();
         expect_entry(&port, 11, Events::IN);
-        // Not drained, no new data: no second entry.
-        expect_nothing(&port);
+        // AFD has no edge mode: a program that calls again without draining may get the
+        // unread data again there (the Windows backend's docs say why). Drained, no new
+        // data means no second entry everywhere.
+        let drains = cfg!(windows);
+        if drains {
+            assert_eq!(read_all(&mut server), 3);
+        } else {
+            // Not drained, no new data: no second entry.
+            expect_nothing(&port);
+        }
         client.write_all(b"two").unwrap();
         expect_entry(&port, 11, Events::IN);
-        assert_eq!(read_all(&mut server), 6);
+        assert_eq!(read_all(&mut server), if drains { 3 } else { 6 });
         expect_nothing(&port);
         client.write_all(b"three").unwrap();
         expect_entry(&port, 11, Events::IN);
+        if drains {
+            assert_eq!(read_all(&mut server), 5);
+        }
         expect_nothing(&port);
     });
 }
@@ -145,14 +156,13 @@ fn rule_14_udp_never_reports_hangup() {
         b_sock.recv(&mut buf).unwrap();
         expect_nothing(&port);
         // Shutting a UDP socket down makes the kernel report a hang-up; the port must not.
-        // SAFETY: plain syscall on a descriptor owned by `b_sock`.
-        assert_eq!(
-            unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(&b_sock), libc::SHUT_RDWR) },
-            0
-        );
+        socket2::SockRef::from(&b_sock)
+            .shutdown(std::net::Shutdown::Both)
+            .unwrap();
         let all = collect_for(&port, 5);
+        // Linux makes a shut-down UDP socket readable (end of file); Windows does not.
         assert!(
-            !all.is_empty(),
+            cfg!(windows) || !all.is_empty(),
             "a shut-down socket reads end-of-file: IN expected"
         );
         for e in all {

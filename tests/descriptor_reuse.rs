@@ -4,6 +4,7 @@
 //! These cases reuse descriptor numbers on purpose (with `dup2`), which would close other
 //! tests' descriptors if they ran on other threads of the same process; so this file holds
 //! one test that runs its cases one after the other.
+#![cfg(unix)]
 
 mod util;
 

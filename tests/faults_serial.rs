@@ -2,6 +2,7 @@
 //! which would close another test's descriptor if one ran at the same time) and the
 //! descriptor limit (`RLIMIT_NOFILE` is per process). Every test here holds [`SERIAL`] for
 //! its whole run, so they run one after the other, and no other test file shares the process.
+#![cfg(unix)]
 
 mod util;
 

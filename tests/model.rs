@@ -14,6 +14,7 @@
 //!
 //! Sockets are Unix-domain pairs (two stream pairs, one datagram pair): sockets as far as
 //! the rules go, and cheap enough for 10,000 cases.
+#![cfg(unix)]
 
 mod util;
 

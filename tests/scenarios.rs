@@ -28,7 +28,12 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// A port with `concurrency` on every backend this machine has; says loudly which it skips.
 fn ports(concurrency: usize) -> Vec<CompletionPort> {
     let mut ports = Vec::new();
-    for backend in [Backend::Epoll, Backend::IoUring] {
+    let candidates: &[Backend] = if cfg!(windows) {
+        &[Backend::Afd, Backend::Native]
+    } else {
+        &[Backend::Epoll, Backend::IoUring]
+    };
+    for &backend in candidates {
         let built = CompletionPort::builder()
             .backend(backend)
             .concurrency(concurrency)

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -170,7 +169,7 @@ pub struct Removal {
 /// once more without blocking to show that nothing else arrives for the key.
 pub fn deregister_and_wait(
     port: &CompletionPort,
-    socket: &impl AsFd,
+    socket: &impl socknotify::AsSocketLike,
     key: usize,
     deadline: Instant,
 ) -> io::Result<Removal> {

@@ -21,7 +21,11 @@
 //!
 //! Kernel interest is **one-shot** or **edge** ([`Interest`]): each [`Op::Add`] or
 //! [`Op::Arm`] with one-shot interest yields at most one report, then the socket reports
-//! nothing until the next `Arm`; edge interest reports each new edge. Neither can make the
+//! nothing until the next `Arm`; edge interest reports each new edge. A backend with no edge
+//! mode (AFD polls are level one-shots) reports a persistent EDGE registration once and
+//! polls again at its next [`Op::Check`], which the registry sends when the thread that
+//! received the entry calls again: a program that drained the socket by then sees exactly
+//! one entry per edge (rule 11). Neither can make the
 //! port spin on a lasting condition, even for a kernel item that the registry has lost
 //! track of (a registered descriptor closed while a duplicate keeps the socket open). A
 //! registration's token is fixed when it is created, so a report never needs a token that
@@ -31,18 +35,31 @@
 //!
 //! Backends on one OS are chosen at `build()` through the [`Selector`] enum below: the only
 //! place that dispatches.
+//!
+//! # What differs between operating systems
+//!
+//! Everything the registry needs from the OS besides the selector is here too, with one
+//! name on every system: [`Socket`] (a descriptor, or a `SOCKET` handle), [`index`] (a
+//! dense number for the registry's per-descriptor table), [`socket_identity`],
+//! [`is_datagram`], and the error codes in [`code`]. `fork` exists only on unix
+//! (`owners.rs`).
 
 use std::io;
+#[cfg(unix)]
 use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::event::{Events, Trigger};
 use crate::port::Backend;
 
+#[cfg(target_os = "linux")]
 pub(crate) mod epoll;
-#[cfg(feature = "io-uring")]
+#[cfg(all(target_os = "linux", feature = "io-uring"))]
 pub(crate) mod uring;
+#[cfg(windows)]
+pub(crate) mod windows;
 
+#[cfg(unix)]
 /// Calls a libc function and turns `-1` into the thread's `errno`, as mio's `syscall!`.
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
@@ -57,10 +74,45 @@ macro_rules! syscall {
         }
     }};
 }
+#[cfg(unix)]
 pub(crate) use syscall;
 
-/// How a socket is named to the kernel.
+/// How a socket is named to the kernel: a descriptor.
+#[cfg(unix)]
 pub(crate) type Socket = RawFd;
+/// How a socket is named to the kernel: a `SOCKET` handle.
+#[cfg(windows)]
+pub(crate) type Socket = std::os::windows::io::RawSocket;
+
+#[cfg(windows)]
+pub(crate) use windows::{code, index, is_datagram, is_invalid, socket_identity};
+
+/// The operating system's error codes the registry and `Failure` need.
+#[cfg(unix)]
+pub(crate) mod code {
+    /// A closed descriptor.
+    pub(crate) const CLOSED: i32 = libc::EBADF;
+    /// Open, but not a socket.
+    pub(crate) const NOT_SOCKET: i32 = libc::ENOTSOCK;
+    /// Further codes that mean "not a socket" (epoll's answer for a regular file).
+    pub(crate) const NOT_SOCKET_TOO: i32 = libc::EPERM;
+    /// No room for another registration.
+    pub(crate) const NO_SPACE: i32 = libc::ENOSPC;
+    /// An I/O error without a code of its own.
+    pub(crate) const IO: i32 = libc::EIO;
+}
+
+/// Whether `socket` can never name a socket (a negative descriptor).
+#[cfg(unix)]
+pub(crate) fn is_invalid(socket: Socket) -> bool {
+    socket < 0
+}
+
+/// The registry's dense index for `socket`: the descriptor number itself.
+#[cfg(unix)]
+pub(crate) fn index(socket: Socket) -> Option<usize> {
+    usize::try_from(socket).ok()
+}
 
 /// The token a waiter sees when it was woken by `Selector::wake`.
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
@@ -163,8 +215,9 @@ pub(crate) enum Op {
     Disarm,
     /// Stop watching.
     Delete,
-    /// Change nothing; succeed if the descriptor still names the watched socket, else
-    /// [`ChangeError::Gone`].
+    /// Succeed if the descriptor still names the watched socket, else
+    /// [`ChangeError::Gone`]. Changes nothing, except on a backend without edge mode,
+    /// where it re-polls a persistent EDGE registration that has reported.
     Check,
 }
 
@@ -200,6 +253,7 @@ impl Change {
     }
 }
 
+#[cfg(unix)]
 /// Socket identity: the kernel's cookie for the open socket (`SO_COOKIE`, Linux 4.12),
 /// the same for every descriptor of the socket (`dup`, `SCM_RIGHTS`) and never reused
 /// while the system runs. It also answers rule 8: `ENOTSOCK` for any other file, `EBADF`
@@ -219,6 +273,7 @@ pub(crate) fn socket_identity(fd: Socket) -> io::Result<u64> {
     Ok(cookie)
 }
 
+#[cfg(unix)]
 /// Whether the socket `fd` is a datagram (or raw) socket, which never reports HANGUP
 /// (rule 14). Asked only of registrations whose filter has HANGUP.
 pub(crate) fn is_datagram(fd: Socket) -> io::Result<bool> {
@@ -238,22 +293,58 @@ pub(crate) fn is_datagram(fd: Socket) -> io::Result<bool> {
 /// The selector of one port: the single place that dispatches between backends.
 #[derive(Debug)]
 pub(crate) enum Selector {
+    #[cfg(target_os = "linux")]
     Epoll(epoll::Selector),
-    #[cfg(feature = "io-uring")]
+    #[cfg(all(target_os = "linux", feature = "io-uring"))]
     IoUring(uring::Selector),
+    #[cfg(windows)]
+    Afd(windows::Selector),
+    #[cfg(windows)]
+    Native(windows::native::Selector),
+}
+
+/// Calls `$method` on whichever backend `$selector` is.
+macro_rules! dispatch {
+    ($selector: expr, $s: ident => $call: expr) => {
+        match $selector {
+            #[cfg(target_os = "linux")]
+            Selector::Epoll($s) => $call,
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Selector::IoUring($s) => $call,
+            #[cfg(windows)]
+            Selector::Afd($s) => $call,
+            #[cfg(windows)]
+            Selector::Native($s) => $call,
+        }
+    };
+}
+
+fn unsupported(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, why.to_string())
 }
 
 impl Selector {
     pub(crate) fn new(backend: Backend) -> io::Result<Selector> {
         match backend {
+            #[cfg(target_os = "linux")]
             Backend::Epoll => Ok(Selector::Epoll(epoll::Selector::new()?)),
-            #[cfg(feature = "io-uring")]
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Backend::IoUring => Ok(Selector::IoUring(uring::Selector::new()?)),
-            #[cfg(not(feature = "io-uring"))]
-            Backend::IoUring => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
+            #[cfg(all(target_os = "linux", not(feature = "io-uring")))]
+            Backend::IoUring => Err(unsupported(
                 "socknotify was built without its `io-uring` feature",
             )),
+            #[cfg(not(target_os = "linux"))]
+            Backend::Epoll | Backend::IoUring => Err(unsupported("epoll and io_uring are Linux's")),
+            #[cfg(windows)]
+            Backend::Afd => Ok(Selector::Afd(windows::Selector::new()?)),
+            #[cfg(windows)]
+            Backend::Native => Ok(Selector::Native(windows::native::Selector::new()?)),
+            #[cfg(not(windows))]
+            Backend::Afd | Backend::Native => Err(unsupported(
+                "AFD and ProcessSocketNotifications are Windows'",
+            )),
+            #[cfg(target_os = "linux")]
             Backend::Auto => {
                 #[cfg(feature = "io-uring")]
                 if let Ok(s) = uring::Selector::new() {
@@ -261,23 +352,26 @@ impl Selector {
                 }
                 Ok(Selector::Epoll(epoll::Selector::new()?))
             }
+            #[cfg(windows)]
+            Backend::Auto => Ok(Selector::Afd(windows::Selector::new()?)),
         }
     }
 
     pub(crate) fn backend(&self) -> Backend {
         match self {
+            #[cfg(target_os = "linux")]
             Selector::Epoll(_) => Backend::Epoll,
-            #[cfg(feature = "io-uring")]
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
             Selector::IoUring(_) => Backend::IoUring,
+            #[cfg(windows)]
+            Selector::Afd(_) => Backend::Afd,
+            #[cfg(windows)]
+            Selector::Native(_) => Backend::Native,
         }
     }
 
     pub(crate) fn apply(&self, changes: &mut [Change]) {
-        match self {
-            Selector::Epoll(s) => s.apply(changes),
-            #[cfg(feature = "io-uring")]
-            Selector::IoUring(s) => s.apply(changes),
-        }
+        dispatch!(self, s => s.apply(changes))
     }
 
     pub(crate) fn wait(
@@ -286,11 +380,7 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.wait(out, max, timeout),
-            #[cfg(feature = "io-uring")]
-            Selector::IoUring(s) => s.wait(out, max, timeout),
-        }
+        dispatch!(self, s => s.wait(out, max, timeout))
     }
 
     /// Whether the selector still watches another open file under descriptor number `fd`
@@ -305,11 +395,7 @@ impl Selector {
     }
 
     pub(crate) fn wake(&self) -> io::Result<()> {
-        match self {
-            Selector::Epoll(s) => s.wake(),
-            #[cfg(feature = "io-uring")]
-            Selector::IoUring(s) => s.wake(),
-        }
+        dispatch!(self, s => s.wake())
     }
 }
 
@@ -334,6 +420,7 @@ mod tests {
         assert_eq!(hup.events(Events::HANGUP, false), Events::HANGUP);
     }
 
+    #[cfg(unix)]
     #[test]
     fn identity_is_the_socket_not_the_descriptor() {
         use std::os::fd::AsRawFd;

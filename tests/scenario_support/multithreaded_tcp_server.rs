@@ -688,6 +688,7 @@ fn client(
 ///
 /// # Errors
 /// When even the hard limit is too low, or the kernel refuses.
+#[cfg(unix)]
 pub fn raise_nofile_limit(needed: u64) -> io::Result<Option<(u64, u64)>> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -721,4 +722,13 @@ pub fn raise_nofile_limit(needed: u64) -> io::Result<Option<(u64, u64)>> {
         ));
     }
     Ok(Some((before, limit.rlim_cur)))
+}
+
+/// Windows has no descriptor limit to raise (a process may open millions of handles).
+///
+/// # Errors
+/// Never.
+#[cfg(windows)]
+pub fn raise_nofile_limit(_needed: u64) -> io::Result<Option<(u64, u64)>> {
+    Ok(None)
 }

@@ -8,10 +8,37 @@ pub mod race;
 
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use socknotify::{Backend, CompletionEntry, CompletionPort, Events, Registration, Trigger};
+use socknotify::{
+    AsSocketLike, Backend, CompletionEntry, CompletionPort, Events, RawSocketLike, Registration,
+    Trigger,
+};
+
+/// The code for a closed descriptor or handle (`EBADF`; Winsock's `WSAEBADF`).
+#[cfg(unix)]
+pub const EBADF: i32 = libc::EBADF;
+/// The code for something that is not a socket (`ENOTSOCK`; Winsock's `WSAENOTSOCK`).
+#[cfg(unix)]
+pub const ENOTSOCK: i32 = libc::ENOTSOCK;
+/// The code for a closed descriptor or handle (`EBADF`; Winsock's `WSAEBADF`).
+#[cfg(windows)]
+pub const EBADF: i32 = 10009;
+/// The code for something that is not a socket (`ENOTSOCK`; Winsock's `WSAENOTSOCK`).
+#[cfg(windows)]
+pub const ENOTSOCK: i32 = 10038;
+
+/// The backends this OS has, each tried by [`backends`].
+#[cfg(unix)]
+const CANDIDATES: [Backend; 2] = [Backend::Epoll, Backend::IoUring];
+/// The backends this OS has, each tried by [`backends`].
+#[cfg(windows)]
+const CANDIDATES: [Backend; 2] = [Backend::Afd, Backend::Native];
+
+/// The raw descriptor (unix) or handle (Windows) of `socket`, with no `cfg` in the tests.
+pub fn raw(socket: &impl AsSocketLike) -> RawSocketLike {
+    Registration::disable(socket).socket()
+}
 
 /// How long an expected entry may take to arrive.
 pub const ARRIVAL: Duration = Duration::from_secs(5);
@@ -21,7 +48,7 @@ pub const QUIET: Duration = Duration::from_millis(150);
 /// Every backend this machine can run; says loudly which ones it skips.
 pub fn backends() -> Vec<Backend> {
     let mut available = Vec::new();
-    for backend in [Backend::Epoll, Backend::IoUring] {
+    for backend in CANDIDATES {
         match CompletionPort::builder().backend(backend).build() {
             Ok(port) => {
                 assert_eq!(port.backend(), backend, "backend() must report the truth");
@@ -104,7 +131,7 @@ pub fn apply_one(port: &CompletionPort, registration: Registration) -> io::Resul
 /// Registers `socket`, which must succeed.
 pub fn enable(
     port: &CompletionPort,
-    socket: &impl std::os::fd::AsFd,
+    socket: &impl AsSocketLike,
     key: usize,
     events: Events,
     trigger: Trigger,
@@ -159,7 +186,7 @@ pub fn drain(port: &CompletionPort) -> Vec<CompletionEntry> {
 /// entry for `key` from then on; returns the other entries seen on the way.
 pub fn remove_and_wait(
     port: &CompletionPort,
-    socket: &impl std::os::fd::AsFd,
+    socket: &impl AsSocketLike,
     key: usize,
 ) -> Vec<CompletionEntry> {
     apply_one(port, Registration::remove(socket)).expect("remove");
@@ -192,22 +219,9 @@ pub fn read_all(stream: &mut TcpStream) -> usize {
 
 /// Closes `stream` with an RST (SO_LINGER 0), so the peer sees a reset.
 pub fn reset(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` is a valid `struct linger` for the size passed; the descriptor is
-    // owned by `stream`, open for the duration of the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", io::Error::last_os_error());
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
     drop(stream);
 }
 
@@ -218,6 +232,7 @@ pub fn shutdown_write(stream: &TcpStream) {
 
 /// The number of descriptors this process has open (entries of `/proc/self/fd`, less the
 /// one used to list them).
+#[cfg(target_os = "linux")]
 pub fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("list /proc/self/fd")
@@ -243,6 +258,40 @@ pub fn wait_for_stats(
 }
 
 /// The CPU time the calling thread has used.
+#[cfg(windows)]
+pub fn thread_cpu_time() -> Duration {
+    use windows_sys::Win32::Foundation::FILETIME;
+    use windows_sys::Win32::System::Threading::{GetCurrentThread, GetThreadTimes};
+    let mut t = [FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    }; 4];
+    let [creation, exit, kernel, user] = &mut t;
+    // SAFETY: the four FILETIMEs are live locals; the pseudo-handle names this thread.
+    let ok = unsafe { GetThreadTimes(GetCurrentThread(), creation, exit, kernel, user) };
+    assert_ne!(ok, 0, "GetThreadTimes: {}", io::Error::last_os_error());
+    let ticks = |f: &FILETIME| (u64::from(f.dwHighDateTime) << 32) | u64::from(f.dwLowDateTime);
+    Duration::from_nanos((ticks(&t[2]) + ticks(&t[3])) * 100)
+}
+
+/// The number of handles this process has open.
+#[cfg(windows)]
+pub fn open_descriptors() -> usize {
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
+    let mut n = 0u32;
+    // SAFETY: `n` is a live local; the pseudo-handle names this process.
+    let ok = unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut n) };
+    assert_ne!(
+        ok,
+        0,
+        "GetProcessHandleCount: {}",
+        io::Error::last_os_error()
+    );
+    n as usize
+}
+
+/// The CPU time the calling thread has used.
+#[cfg(unix)]
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -403,4 +452,85 @@ pub fn assert_remove_is_last(log: &[Logged]) -> std::collections::HashMap<usize,
         }
     }
     removed_at
+}
+
+/// Raw values that name no open socket: the invalid value and numbers no descriptor or
+/// handle of this process has (the limits are far below them, so no other thread of the
+/// test can be given one). Each must fail as a closed descriptor (`EBADF`, rule 22).
+#[cfg(unix)]
+pub fn closed_sockets() -> Vec<RawSocketLike> {
+    vec![-1, i32::MIN, 1 << 24, i32::MAX]
+}
+
+/// Raw values that name no open socket: `INVALID_SOCKET` and handle values far above any
+/// this process is given (never the pseudo-handles -1 and -2 but as `INVALID_SOCKET`).
+#[cfg(windows)]
+pub fn closed_sockets() -> Vec<RawSocketLike> {
+    vec![u64::MAX, 1 << 26, 0x7fff_fffc, 0xffff_fff0]
+}
+
+/// An open object that is not a socket, kept open while this lives.
+pub struct NonSocket {
+    pub what: &'static str,
+    pub raw: RawSocketLike,
+    _owned: Box<dyn std::any::Any>,
+}
+
+/// Descriptors that are not sockets, as the kernel makes them.
+#[cfg(unix)]
+pub fn non_sockets() -> Vec<NonSocket> {
+    use std::fs::File;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut pipe = [-1; 2];
+    // SAFETY: `pipe` has room for the two descriptors pipe2 writes; the others are plain
+    // syscalls with flag arguments.
+    let (eventfd, epoll) = unsafe {
+        assert_eq!(libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        (
+            libc::eventfd(0, libc::EFD_CLOEXEC),
+            libc::epoll_create1(libc::EPOLL_CLOEXEC),
+        )
+    };
+    assert!(
+        eventfd >= 0 && epoll >= 0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: all four are new descriptors (checked above) that nothing else owns.
+    let [r, w, eventfd, epoll] =
+        [pipe[0], pipe[1], eventfd, epoll].map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let owned: Vec<(&'static str, OwnedFd)> = vec![
+        ("pipe reader", r),
+        ("pipe writer", w),
+        ("regular file", File::open("/proc/self/exe").unwrap().into()),
+        ("character device", File::open("/dev/null").unwrap().into()),
+        ("directory", File::open("/").unwrap().into()),
+        ("eventfd", eventfd),
+        ("epoll instance", epoll),
+    ];
+    owned
+        .into_iter()
+        .map(|(what, fd)| NonSocket {
+            what,
+            raw: fd.as_raw_fd(),
+            _owned: Box::new(fd),
+        })
+        .collect()
+}
+
+/// Handles that are not sockets: a regular file, the null device.
+#[cfg(windows)]
+pub fn non_sockets() -> Vec<NonSocket> {
+    use std::os::windows::io::AsRawHandle;
+    [("regular file", "Cargo.toml"), ("null device", "NUL")]
+        .into_iter()
+        .map(|(what, path)| {
+            let file = std::fs::File::open(path).unwrap();
+            NonSocket {
+                what,
+                raw: file.as_raw_handle() as RawSocketLike,
+                _owned: Box::new(file),
+            }
+        })
+        .collect()
 }

@@ -307,7 +307,7 @@ fn last_wsa_error() -> io::Error {
 
 /// Winsock must be started before `WSAIoctl` answers anything but `WSANOTINITIALISED`;
 /// a handle from another library (or a file) may reach us before std started it.
-fn init_winsock() {
+pub(super) fn init_winsock() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         // SAFETY: WSADATA is plain data that WSAStartup fills in. The matching

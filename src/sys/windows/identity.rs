@@ -8,8 +8,14 @@
 //! handle whose value is not registered, and whose object has more than one handle
 //! (`NtQueryObject`), is compared (`CompareObjectHandles`) with the registered ones.
 //! Sockets with a single handle, the common case, cost one `NtQueryObject` and no scan.
+//!
+//! Handle values are reused as soon as they are closed, so a value alone would make a new
+//! socket the old one's successor in the owners table (rule 7). Each value therefore has an
+//! *epoch*, bumped when a selector sees a registered socket under it closed
+//! (`AFD_POLL_LOCAL_CLOSE`, or a poll refused for an invalid handle): the identity the
+//! registry sees is the value with its epoch in the high bits ([`of`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::os::windows::io::RawSocket;
 use std::ptr;
@@ -22,6 +28,34 @@ use windows_sys::Win32::System::WindowsProgramming::PUBLIC_OBJECT_BASIC_INFORMAT
 /// Base handles of the sockets registered on any selector of this process, with how many
 /// registrations hold each (one, unless the registry above misbehaves).
 static REGISTERED: Mutex<BTreeMap<RawSocket, usize>> = Mutex::new(BTreeMap::new());
+
+/// Epochs of handle values under which a registered socket was seen closed.
+static EPOCHS: Mutex<Option<HashMap<RawSocket, u32>>> = Mutex::new(None);
+
+fn epochs() -> MutexGuard<'static, Option<HashMap<RawSocket, u32>>> {
+    EPOCHS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The registry's identity for the socket whose canonical base handle is `canonical`.
+/// Handle values fit in 32 bits (Windows keeps them so for 32-bit interoperability).
+pub(super) fn of(canonical: RawSocket) -> u64 {
+    let epoch = epochs()
+        .as_ref()
+        .and_then(|e| e.get(&canonical).copied())
+        .unwrap_or(0);
+    (u64::from(epoch) << 32) | (canonical & 0xffff_ffff)
+}
+
+/// Records that the registered socket with identity `canonical` was closed: the next
+/// socket under that value is another socket.
+pub(super) fn closed(canonical: RawSocket) {
+    let mut epochs = epochs();
+    let epoch = epochs
+        .get_or_insert_with(HashMap::new)
+        .entry(canonical)
+        .or_insert(0);
+    *epoch = epoch.wrapping_add(1);
+}
 
 fn registered() -> MutexGuard<'static, BTreeMap<RawSocket, usize>> {
     REGISTERED.lock().unwrap_or_else(|e| e.into_inner())

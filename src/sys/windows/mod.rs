@@ -9,31 +9,38 @@
 //! arrives on the port; a [`wait`](Selector::wait) dequeues it and turns it into a report.
 //! A [`wake`](Selector::wake) is a `PostQueuedCompletionStatus` with a key of its own.
 //!
-//! # The contract
+//! # The contract (`sys/mod.rs`)
 //!
-//! - [`Selector::apply`] applies [`Change`]s in order, each with its own result. `Add`
-//!   finds the base socket and issues a poll; `Arm`, `Disarm` and `Delete` find the
-//!   registration **by token** (`Change::socket` is only read by `Add`). Nothing blocks:
-//!   `Disarm` and `Delete` ask the kernel to cancel the pending poll (`NtCancelIoFileEx`)
-//!   and return at once.
+//! - [`Selector::apply`] applies [`Change`](crate::sys::Change)s in order, each with its
+//!   own result. `Add` finds the base socket and issues a poll, replacing any item of the
+//!   same token (a registration re-attached through another handle) or of the same socket;
+//!   `Arm`, `Disarm`, `Delete` and `Check` find the registration **by token**, and `Check`
+//!   also asks whether `Change::socket` still has the watched base socket. Nothing blocks:
+//!   a poll that no longer fits is cancelled (`NtCancelIoFileEx`) and the call returns at
+//!   once. A token the selector does not have (deleted, or its socket closed) answers
+//!   [`ChangeError::Gone`](crate::sys::ChangeError::Gone).
 //! - **One-shot.** Every `Add` and `Arm` yields at most one report, then the registration is
 //!   disarmed until the next `Arm`. The token is the registration's for its whole life, so
 //!   an entry that belongs to a cancelled or superseded poll must never surface: the
 //!   selector swallows every completion that carries nothing for the armed interest
 //!   (`STATUS_CANCELLED`, events outside the interest, anything while disarmed or deleted)
-//!   and re-polls if the registration is still armed.
+//!   and polls again.
+//! - **Persistent EDGE** (`Interest::oneshot` false) is disarmed by its report too, and
+//!   polled again at the next `Check`, which the registry sends when the thread that
+//!   received the entry calls again (see "EDGE on AFD").
+//! - **Always a poll.** A registration that is not armed (disarmed, fired, waiting for its
+//!   re-arm) keeps a poll for `AFD_POLL_LOCAL_CLOSE` alone, so that its socket's close is
+//!   seen whenever it happens (SPEC rule 7).
 //! - **Changing the mask.** An `Arm` while a poll is pending keeps that poll if it already
 //!   watches everything wanted (a completion for anything else is filtered and re-polled);
 //!   otherwise it cancels it and the thread that dequeues the cancelled poll's entry issues
 //!   the new one, as wepoll does. AFD has one poll per socket and no way to modify it.
 //! - **Closed sockets.** Every poll also watches `AFD_POLL_LOCAL_CLOSE`. When the process
 //!   closes a watched socket (`closesocket`, `CloseHandle`), its poll completes with it; the
-//!   selector maps that to no report, marks the registration closed and forgets its base
-//!   socket (so that a new socket reusing the handle value can be added), and a later
-//!   `Arm`, `Disarm` or `Delete` of it answers [`ChangeError::Gone`]. A poll refused for an
-//!   invalid handle ends the same way. A closed registration keeps its token until it is
-//!   deleted (`Delete` answers `Gone` and frees it); a token never added (or deleted)
-//!   answers `Os(ERROR_NOT_FOUND)`.
+//!   selector maps that to no report, drops the registration from its table, and starts a
+//!   new identity epoch for the handle value (`identity.rs`), so that a new socket reusing
+//!   the value is a new socket to the registry; a later change of the old token answers
+//!   `Gone`. A poll refused for an invalid handle ends the same way.
 //! - **Readiness.** `RECEIVE`/`ACCEPT` are READABLE; `SEND` is WRITABLE (a finished connect
 //!   shows as SEND; `AFD_POLL_CONNECT` is not used, as in mio, because AFD reports it on
 //!   every poll of a connected socket); `DISCONNECT` is READABLE | READ_HANGUP; `ABORT` is
@@ -51,14 +58,21 @@
 //! # EDGE on AFD
 //!
 //! AFD polls are level-triggered one-shots: a poll issued while the condition holds
-//! completes at once. There is no edge mode, and `Interest::edge` does not change what is
-//! polled. Edge triggering is emulated above the selector: the registry re-arms a
-//! persistent EDGE registration only when the thread that received its entry calls again,
-//! so a program that drains the socket (reads until `WouldBlock`) before calling again
+//! completes at once. There is no edge mode, so edge triggering is emulated: a persistent
+//! EDGE registration is disarmed by its report and polled again at its next `Check`, which
+//! the registry sends when the thread that received the entry calls again. The re-poll
+//! comes *after the application calls again*, not after it has seen the condition clear
+//! nor after new data, because neither can be known in user mode: `FIONREAD` (and the
+//! stream's head) cannot tell a buffer that was drained and refilled from one left
+//! untouched, and `SIO_TCP_INFO`'s byte counter, which could, is missing in Wine (and
+//! before Windows 10 1703). Of the two possible mistakes this one is the harmless one
+//! (SPEC rule 11): a program that drains (reads until `WouldBlock`) before calling again
 //! sees exactly one entry per edge; one that calls again without draining gets another
-//! entry for the data still unread (harmless for a program that drains, as SPEC rule 11
-//! allows). A registration enabled while the condition already holds gets one entry at
-//! once, which Windows' own EDGE would not queue (also allowed by rule 11).
+//! entry for the data still unread, never a missing one. Lasting conditions that never
+//! clear (`DISCONNECT`, `ABORT`, `CONNECT_FAIL`) are not polled again once reported, so
+//! end of stream and a reset are reported once, as edges. A registration enabled while
+//! the condition already holds gets one entry at once, which Windows' own EDGE would not
+//! queue (also allowed by rule 11).
 //!
 //! # What is pinned, and when
 //!
@@ -77,11 +91,12 @@
 //!
 //! # Known limits
 //!
-//! - A socket closed while *no* poll is pending (disarmed, or fired and not yet re-armed)
-//!   produces no `LOCAL_CLOSE`. The next `Arm` polls its handle value: `Gone` if the handle
-//!   is invalid, but if Windows has meanwhile reused the value for a new socket, the old
-//!   registration silently watches the new socket, and an `Add` of the new socket answers
-//!   `Exists`. The registry must not rely on the selector alone for SPEC rule 7 there.
+//! - A close is seen by the thread that reaps its `LOCAL_CLOSE` entry, or earlier, when a
+//!   change or a [`socket_identity`] finds the poll's status block already completed with
+//!   `LOCAL_CLOSE` (the kernel writes it before it queues the entry): so a socket closed
+//!   and its handle value reused at once is a new socket to the registry. Under Wine the
+//!   block is written before `closesocket` returns; should Windows write it later, a reuse
+//!   in that window looks like the old socket until the entry is reaped.
 //! - A socket's identity ([`socket_identity`]) is a handle value, because user mode cannot
 //!   name the kernel object. A duplicate (`DuplicateHandle`, `WSADuplicateSocket`,
 //!   `try_clone`) has a handle value of its own, so a duplicate of a *registered* socket is
@@ -99,7 +114,7 @@
 
 mod afd;
 mod identity;
-mod neutral;
+pub(crate) mod native;
 mod port;
 mod selector;
 #[cfg(test)]
@@ -108,19 +123,77 @@ mod tests;
 use std::io;
 use std::os::windows::io::RawSocket;
 
-pub(crate) use neutral::{Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
+use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE};
+use windows_sys::Win32::Networking::WinSock::INVALID_SOCKET;
+
 pub(crate) use selector::Selector;
 
-/// The identity of the socket `socket` names and whether it is a datagram socket.
-///
-/// The identity is the socket's base handle, or, for a duplicate of a socket registered
-/// on some selector of this process, the base handle it was registered under (see
-/// `identity.rs`), so that a duplicate names the same registration.
+/// The Winsock codes the registry and `Failure` need (`sys::code` on unix has the same
+/// names with errno values).
+pub(crate) mod code {
+    use windows_sys::Win32::Networking::WinSock::{WSAEBADF, WSAENOBUFS, WSAENOTSOCK};
+    /// A closed (invalid) handle.
+    pub(crate) const CLOSED: i32 = WSAEBADF;
+    /// A handle that is open but is not a socket.
+    pub(crate) const NOT_SOCKET: i32 = WSAENOTSOCK;
+    /// No second "not a socket" code on Windows.
+    pub(crate) const NOT_SOCKET_TOO: i32 = WSAENOTSOCK;
+    /// No room for another registration.
+    pub(crate) const NO_SPACE: i32 = WSAENOBUFS;
+    /// An I/O error without a code of its own (`ERROR_GEN_FAILURE`).
+    pub(crate) const IO: i32 = windows_sys::Win32::Foundation::ERROR_GEN_FAILURE as i32;
+}
+
+/// Whether `socket` can never name a socket (`INVALID_SOCKET`).
+pub(crate) fn is_invalid(socket: RawSocket) -> bool {
+    socket == INVALID_SOCKET as RawSocket
+}
+
+/// Handle values above this get no slot in the registry's per-socket table (they are found
+/// through the owners table instead): 2^24 sockets' worth.
+const MAX_INDEX: u64 = 1 << 24;
+
+/// The registry's dense index for `socket`: handle values are multiples of 4.
+pub(crate) fn index(socket: RawSocket) -> Option<usize> {
+    (socket % 4 == 0 && socket / 4 < MAX_INDEX).then_some((socket / 4) as usize)
+}
+
+/// The identity of the socket `socket` names (see `identity.rs`): its base handle, or for
+/// a duplicate of a socket registered on some selector of this process, the base handle it
+/// was registered under, with the number of registered sockets seen closed under that
+/// value in the high bits, so that a new socket reusing the value is another socket.
 ///
 /// # Errors
-/// `WSAENOTSOCK` for a handle that is not a socket, and for a closed one.
-pub(crate) fn socket_identity(socket: RawSocket) -> io::Result<(u64, bool)> {
-    let base = afd::base_socket(socket)?;
-    let datagram = afd::is_datagram(base)?;
-    Ok((identity::canonical(base), datagram))
+/// `WSAEBADF` for a closed handle, `WSAENOTSOCK` for an open handle that is not a socket.
+pub(crate) fn socket_identity(socket: RawSocket) -> io::Result<u64> {
+    let base = afd::base_socket(socket).map_err(|e| not_a_socket(socket, e))?;
+    // Wine answers SIO_BASE_HANDLE for any handle: a socket option tells a socket.
+    afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
+    let canonical = identity::canonical(base);
+    selector::seen_closed(canonical);
+    Ok(identity::of(canonical))
+}
+
+/// Whether `socket` is a datagram (or raw) socket, which never reports HANGUP.
+///
+/// # Errors
+/// As [`socket_identity`].
+pub(crate) fn is_datagram(socket: RawSocket) -> io::Result<bool> {
+    afd::is_datagram(socket).map_err(|e| not_a_socket(socket, e))
+}
+
+/// Winsock answers `WSAENOTSOCK` for a closed handle too: tell the two apart as unix does
+/// (`EBADF` / `ENOTSOCK`), by asking whether the handle is open at all.
+fn not_a_socket(socket: RawSocket, err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(code::NOT_SOCKET) {
+        return err;
+    }
+    let mut flags = 0u32;
+    // SAFETY: GetHandleInformation only reads the handle table; `flags` is a live local.
+    let open = unsafe { GetHandleInformation(socket as HANDLE, &mut flags) } != 0;
+    if open {
+        err
+    } else {
+        io::Error::from_raw_os_error(code::CLOSED)
+    }
 }

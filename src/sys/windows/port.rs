@@ -34,6 +34,11 @@ impl Port {
         Ok(Port { handle })
     }
 
+    /// The port's handle, for calls that take it (`ProcessSocketNotifications`).
+    pub(super) fn handle(&self) -> HANDLE {
+        self.handle
+    }
+
     /// Makes `file`'s overlapped completions arrive on this port under `key`.
     pub(super) fn associate(&self, file: HANDLE, key: usize) -> io::Result<()> {
         // SAFETY: `file` is an open handle the caller owns; `self.handle` is open.

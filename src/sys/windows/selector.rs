@@ -9,25 +9,27 @@
 //! re-issue its poll.
 
 use std::cell::UnsafeCell;
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::windows::io::RawSocket;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Weak;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_INVALID_HANDLE, ERROR_NOT_FOUND, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+    ERROR_INVALID_HANDLE, STATUS_CANCELLED, STATUS_INVALID_HANDLE, STATUS_PENDING,
 };
 use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
 
 use super::afd::{self, Afd, PollInfo};
 use super::identity;
-use super::neutral::{Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
 use super::port::{self, Port};
 use crate::event::Events;
+use crate::sys::{Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
 
 /// The completion key of every AFD poll's entry.
 const AFD_KEY: usize = 1;
@@ -38,6 +40,9 @@ const WAKE_KEY: usize = 2;
 const GROUP_SIZE: usize = 32;
 /// Entries dequeued per `GetQueuedCompletionStatusEx`.
 const BATCH: usize = 64;
+/// AFD conditions that never clear once they hold: a persistent EDGE registration that
+/// reported one does not poll for it again.
+const STICKY: u32 = afd::DISCONNECT | afd::ABORT | afd::CONNECT_FAIL;
 /// How long dropping a selector waits for its cancelled polls to come back.
 const DROP_GRACE: Duration = Duration::from_secs(5);
 /// The port releases any number of waiters: the registry above gates them.
@@ -54,12 +59,13 @@ pub(crate) struct Selector {
     in_flight: AtomicUsize,
 }
 
-/// The watched sockets, by token and by socket identity.
+/// The watched sockets, by token and by socket identity. A socket seen closed leaves both
+/// at once (its poll's memory lives on in the poll's own reference until reaped).
 #[derive(Debug, Default)]
 struct Table {
     tokens: HashMap<u64, Arc<Sock>>,
-    /// Identities of live (not closed, not deleted) registrations, for `Exists`; each one
-    /// is held in the process-wide identity table while it is here.
+    /// Identities of live registrations, so that an `Add` of the same socket replaces the
+    /// stale one; each is held in the process-wide identity table while it is here.
     identities: HashMap<RawSocket, u64>,
 }
 
@@ -76,12 +82,16 @@ struct Sock {
     identity: RawSocket,
     datagram: bool,
     afd: Arc<Afd>,
+    /// The socket's close has been counted in its identity's epoch (`identity::closed`).
+    epoch_done: AtomicBool,
 }
 
-// SAFETY: `io` is the only field that is not Send + Sync by itself. It is touched by the
+// SAFETY: `io` is the only field that is not Send + Sync by itself. It is written by the
 // kernel only while `state.poll` is not Idle, and by this module only with `state` locked
 // and `state.poll` Idle (after the poll's entry was dequeued, or before the poll is issued),
-// so no two threads ever access it at once.
+// so no two writers ever touch it at once. The one read while a poll is pending,
+// [`Sock::closed_early`], is volatile, under `state`'s lock, of what the kernel writes once
+// when the poll completes.
 unsafe impl Send for Sock {}
 // SAFETY: as for Send: every access to `io` is serialised by `state`'s lock and the poll
 // status it holds.
@@ -121,7 +131,22 @@ enum Poll {
 struct State {
     poll: Poll,
     /// The AFD mask of the armed interest; `None` while disarmed (or fired, or closed).
+    /// A socket that is not armed still has a poll for `LOCAL_CLOSE` alone, so that its
+    /// close is seen whenever it happens.
     want: Option<u32>,
+    /// One-shot interest: a report disarms. Otherwise (persistent EDGE) a report disarms
+    /// too, and the next `Check` polls again: AFD has no edge mode, and a poll while the
+    /// reported condition still holds would report it again at once.
+    oneshot: bool,
+    /// The AFD mask of the interest last given (`Add`, `Arm`).
+    mask: u32,
+    /// Persistent EDGE that reported since the last `Check`.
+    edge_fired: bool,
+    /// The AFD events of the last report (persistent EDGE).
+    reported: u32,
+    /// Lasting conditions (`DISCONNECT`, `ABORT`, `CONNECT_FAIL`) a persistent EDGE
+    /// registration has reported: never polled for again, since they never clear.
+    sticky: u32,
     /// Deleted: nothing more is reported or issued; the entry only frees the memory.
     deleted: bool,
     /// The socket was closed (`LOCAL_CLOSE` or an invalid handle): `Arm`/`Delete` say `Gone`.
@@ -144,9 +169,10 @@ impl Selector {
             let mut table = lock(&self.table);
             change.result = match change.op {
                 Op::Add(interest) => self.add(&mut table, change.socket, change.token, interest),
-                Op::Arm(interest) => self.set(&mut table, change.token, Some(afd_mask(interest))),
+                Op::Arm(interest) => self.set(&mut table, change.token, Some(interest)),
                 Op::Disarm => self.set(&mut table, change.token, None),
                 Op::Delete => self.delete(&mut table, change.token),
+                Op::Check => self.check(&mut table, change.socket, change.token),
             };
         }
     }
@@ -214,16 +240,22 @@ impl Selector {
         token: u64,
         interest: Interest,
     ) -> Result<(), ChangeError> {
-        if table.tokens.contains_key(&token) {
-            return Err(ChangeError::Exists);
-        }
         let base = afd::base_socket(socket).map_err(os)?;
         let identity = identity::canonical(base);
-        if table.identities.contains_key(&identity) {
-            return Err(ChangeError::Exists);
-        }
         let datagram = afd::is_datagram(base).map_err(os)?;
         let afd = self.afd().map_err(os)?;
+        // A stale item of the same registration (re-attached through another handle) or of
+        // the same socket goes first.
+        if let Some(old) = table.tokens.remove(&token) {
+            self.retire(table, &old);
+        }
+        if let Some(old) = table
+            .identities
+            .get(&identity)
+            .and_then(|t| table.tokens.remove(t))
+        {
+            self.retire(table, &old);
+        }
         let sock = Arc::new(Sock {
             io: UnsafeCell::new(PollIo {
                 iosb: IO_STATUS_BLOCK::default(),
@@ -232,6 +264,11 @@ impl Selector {
             state: Mutex::new(State {
                 poll: Poll::Idle,
                 want: Some(afd_mask(interest)),
+                oneshot: interest.oneshot,
+                mask: afd_mask(interest),
+                edge_fired: false,
+                reported: 0,
+                sticky: 0,
                 deleted: false,
                 closed: false,
             }),
@@ -240,68 +277,144 @@ impl Selector {
             identity,
             datagram,
             afd,
+            epoch_done: AtomicBool::new(false),
         });
         self.issue(&sock, &mut lock(&sock.state))?;
+        live().insert(identity, Arc::downgrade(&sock));
         table.tokens.insert(token, sock);
         table.identities.insert(identity, token);
         identity::hold(identity);
         Ok(())
     }
 
-    fn set(&self, table: &mut Table, token: u64, want: Option<u32>) -> Result<(), ChangeError> {
-        let sock = table
-            .tokens
-            .get(&token)
-            .ok_or(ChangeError::Os(ERROR_NOT_FOUND as i32))?;
-        let sock = Arc::clone(sock);
+    /// Arms (`Some`) or disarms (`None`) the registration `token`.
+    fn set(
+        &self,
+        table: &mut Table,
+        token: u64,
+        interest: Option<Interest>,
+    ) -> Result<(), ChangeError> {
+        let sock = Arc::clone(table.tokens.get(&token).ok_or(ChangeError::Gone)?);
         let mut state = lock(&sock.state);
         if state.closed {
             return Err(ChangeError::Gone);
         }
-        let before = state.want;
-        state.want = want;
-        let result = match state.poll {
-            Poll::Idle if want.is_some() => self.issue(&sock, &mut state),
-            Poll::Idle | Poll::Cancelling => Ok(()),
-            // The pending poll watches everything wanted; a completion for anything else is
-            // filtered out and re-polled with the new mask.
-            Poll::Pending(pending) if want.is_some_and(|w| pending & w == w) => Ok(()),
-            Poll::Pending(_) => self.cancel(&sock, &mut state),
-        };
+        if sock.closed_early(&mut state) {
+            drop(state);
+            self.forget(table, &sock);
+            return Err(ChangeError::Gone);
+        }
+        let before = (state.want, state.oneshot, state.mask, state.edge_fired);
+        state.want = interest.map(afd_mask);
+        state.edge_fired = false;
+        state.reported = 0;
+        state.sticky = 0;
+        if let Some(interest) = interest {
+            state.oneshot = interest.oneshot;
+            state.mask = afd_mask(interest);
+        }
+        let result = self.repoll(&sock, &mut state);
         match result {
-            Err(ChangeError::Gone) => forget_identity(table, &sock),
-            Err(ChangeError::Os(_)) => state.want = before,
-            _ => {}
+            Err(ChangeError::Gone) => {
+                drop(state);
+                self.forget(table, &sock);
+            }
+            Err(ChangeError::Os(_)) => {
+                (state.want, state.oneshot, state.mask, state.edge_fired) = before;
+            }
+            Ok(()) => {}
         }
         result
     }
 
-    fn delete(&self, table: &mut Table, token: u64) -> Result<(), ChangeError> {
-        let sock = table
-            .tokens
-            .remove(&token)
-            .ok_or(ChangeError::Os(ERROR_NOT_FOUND as i32))?;
-        forget_identity(table, &sock);
-        let mut state = lock(&sock.state);
-        state.deleted = true;
-        state.want = None;
-        if let Poll::Pending(_) = state.poll {
-            // A failed cancel only delays the memory's release to the poll's completion.
-            let _ = self.cancel(&sock, &mut state);
+    /// Makes the kernel's poll match `state`: issues one if none is in the kernel, cancels
+    /// the pending one if it misses something wanted (the thread that reaps the cancelled
+    /// poll issues the new one, as in wepoll). A pending poll that watches more than is
+    /// wanted is kept: what it reports beyond the interest is filtered out and re-polled.
+    fn repoll(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
+        let mask = poll_mask(state);
+        match state.poll {
+            Poll::Idle => self.issue(sock, state),
+            Poll::Cancelling => Ok(()),
+            Poll::Pending(pending) if pending & mask == mask => Ok(()),
+            Poll::Pending(_) => self.cancel(sock, state),
         }
-        if state.closed {
+    }
+
+    fn delete(&self, table: &mut Table, token: u64) -> Result<(), ChangeError> {
+        let sock = table.tokens.remove(&token).ok_or(ChangeError::Gone)?;
+        self.retire(table, &sock);
+        if lock(&sock.state).closed {
             Err(ChangeError::Gone)
         } else {
             Ok(())
         }
     }
 
-    /// Issues a poll for `state.want`. `state` must be `sock`'s, locked, with no poll.
+    /// Succeeds if `socket` still names the watched socket; re-polls a persistent EDGE
+    /// registration that reported since the last change (see [`State::oneshot`]).
+    fn check(&self, table: &mut Table, socket: RawSocket, token: u64) -> Result<(), ChangeError> {
+        let sock = Arc::clone(table.tokens.get(&token).ok_or(ChangeError::Gone)?);
+        let mut state = lock(&sock.state);
+        if sock.closed_early(&mut state) {
+            drop(state);
+            self.forget(table, &sock);
+            return Err(ChangeError::Gone);
+        }
+        if state.closed || afd::base_socket(socket).ok() != Some(sock.base) {
+            return Err(ChangeError::Gone);
+        }
+        if state.edge_fired {
+            // AFD has no edge mode: poll again, but not for the lasting conditions already
+            // reported, which never clear and would be reported again at once.
+            state.sticky |= state.reported & STICKY;
+            state.want = Some(state.mask & !state.sticky);
+            if let Err(e) = self.repoll(&sock, &mut state) {
+                state.want = None;
+                return Err(e);
+            }
+            state.edge_fired = false;
+        }
+        Ok(())
+    }
+
+    /// Stops watching `sock` (deleted, or replaced by an `Add`): no more reports; its
+    /// pending poll is cancelled and its memory freed when the poll's entry is reaped.
+    fn retire(&self, table: &mut Table, sock: &Sock) {
+        forget_identity(table, sock);
+        let mut state = lock(&sock.state);
+        state.deleted = true;
+        state.want = None;
+        if let Poll::Pending(_) = state.poll {
+            // A failed cancel only delays the memory's release to the poll's completion.
+            let _ = self.cancel(sock, &mut state);
+        }
+    }
+
+    /// `sock`'s socket was closed: it leaves the table, and its handle value starts a new
+    /// epoch (a new socket that reuses the value is another socket).
+    fn forget(&self, table: &mut Table, sock: &Sock) {
+        if table
+            .tokens
+            .get(&sock.token)
+            .is_some_and(|s| std::ptr::eq(&**s, sock))
+        {
+            table.tokens.remove(&sock.token);
+        }
+        if table.identities.get(&sock.identity) == Some(&sock.token) {
+            sock.count_close();
+        }
+        forget_identity(table, sock);
+    }
+
+    /// Issues a poll for `state` ([`poll_mask`]). `state` must be `sock`'s, locked, with no
+    /// poll.
     fn issue(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
         debug_assert_eq!(state.poll, Poll::Idle);
-        let Some(mask) = state.want else {
+        if state.deleted || state.closed {
             return Ok(());
-        };
+        }
+        let mask = poll_mask(state);
         let io = sock.io.get();
         // The kernel's reference, reclaimed in `complete` (or below if refused).
         let context = Arc::into_raw(Arc::clone(sock));
@@ -368,7 +481,7 @@ impl Selector {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let mut state = lock(&sock.state);
         state.poll = Poll::Idle;
-        if state.deleted {
+        if state.deleted || state.closed {
             return None;
         }
         // SAFETY: the poll's entry has just been dequeued, so the kernel is done with `io`,
@@ -383,40 +496,46 @@ impl Selector {
             // The request itself failed: say so rather than go silent.
             Readiness::new(Readiness::ERROR)
         } else if events.is_some_and(|e| e & afd::LOCAL_CLOSE != 0) {
-            // Closed by this process: end silently; Arm and Delete will say Gone.
+            // Closed by this process: end silently; later changes will say Gone.
             state.closed = true;
             state.want = None;
             drop(state);
-            forget_identity(&mut lock(&self.table), &sock);
+            self.forget(&mut lock(&self.table), &sock);
             return None;
         } else {
             readiness(events.unwrap_or(0) & state.want.unwrap_or(0), sock.datagram)
         };
-        state.want?;
-        if !readiness.is_empty() {
-            state.want = None; // one-shot: disarmed until the next Arm
-            return Some(RawEvent {
-                token: sock.token,
-                readiness,
-            });
+        let report = state.want.is_some() && readiness != Readiness::default();
+        if report {
+            // Disarmed until the next Arm (one-shot) or Check (persistent EDGE).
+            if !state.oneshot {
+                state.edge_fired = true;
+                state.reported = events.unwrap_or(0) & state.want.unwrap_or(0);
+            }
+            state.want = None;
         }
-        // Armed, but this completion carries nothing for it (cancelled for a new mask, or
-        // events outside the interest): poll again.
+        // Poll again: for the armed interest if this completion carried nothing for it,
+        // else for LOCAL_CLOSE alone.
         match self.issue(&sock, &mut state) {
-            Ok(()) => None,
+            Ok(()) => {}
             Err(ChangeError::Gone) => {
                 drop(state);
-                forget_identity(&mut lock(&self.table), &sock);
-                None
+                self.forget(&mut lock(&self.table), &sock);
+                return None;
             }
+            Err(_) if report => {}
             Err(_) => {
-                state.want = None;
-                Some(RawEvent {
+                state.want.take()?;
+                return Some(RawEvent {
                     token: sock.token,
                     readiness: Readiness::new(Readiness::ERROR),
-                })
+                });
             }
         }
+        report.then_some(RawEvent {
+            token: sock.token,
+            readiness,
+        })
     }
 
     /// An AFD handle with room for one more socket.
@@ -442,6 +561,7 @@ impl Selector {
         let table = std::mem::take(&mut *lock(&self.table));
         for &identity in table.identities.keys() {
             identity::release(identity);
+            live().remove(&identity);
         }
         for sock in table.tokens.values() {
             let mut state = lock(&sock.state);
@@ -482,12 +602,84 @@ impl Drop for Selector {
     }
 }
 
+/// The AFD events `state`'s poll watches: the armed interest's, or `LOCAL_CLOSE` alone.
+fn poll_mask(state: &State) -> u32 {
+    state.want.unwrap_or(afd::LOCAL_CLOSE)
+}
+
 /// Drops the socket's identity if it still names `sock`'s registration, so that a new
 /// socket that reuses the handle value can be added.
 fn forget_identity(table: &mut Table, sock: &Sock) {
     if table.identities.get(&sock.identity) == Some(&sock.token) {
         table.identities.remove(&sock.identity);
         identity::release(sock.identity);
+        let mut live = live();
+        if live
+            .get(&sock.identity)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), sock))
+        {
+            live.remove(&sock.identity);
+        }
+    }
+}
+
+/// The sockets registered on any selector of this process, by identity, so that
+/// [`seen_closed`] can look at their polls.
+static LIVE: Mutex<BTreeMap<RawSocket, Weak<Sock>>> = Mutex::new(BTreeMap::new());
+
+fn live() -> MutexGuard<'static, BTreeMap<RawSocket, Weak<Sock>>> {
+    lock(&LIVE)
+}
+
+/// Counts the close of the registered socket with identity `identity` in its epoch if
+/// its poll has already completed with `LOCAL_CLOSE`, though no thread has reaped that
+/// entry yet: a new socket that reuses the handle value is then a new socket at once,
+/// not only after the next wait (SPEC rule 7).
+pub(super) fn seen_closed(identity: RawSocket) {
+    let sock = live().get(&identity).and_then(Weak::upgrade);
+    if let Some(sock) = sock {
+        let mut state = lock(&sock.state);
+        if sock.closed_early(&mut state) {
+            drop(state);
+            sock.count_close();
+        }
+    }
+}
+
+impl Sock {
+    /// Whether the pending poll has completed with `LOCAL_CLOSE` (its entry not reaped
+    /// yet). The kernel writes the status block and the poll's result when the poll
+    /// completes, before it queues the entry; `state` must be this socket's, locked.
+    fn closed_early(&self, state: &mut State) -> bool {
+        if state.closed {
+            return true;
+        }
+        if !matches!(state.poll, Poll::Pending(_) | Poll::Cancelling) {
+            return false;
+        }
+        let io = self.io.get();
+        // SAFETY: `io` lives as long as `self`; the kernel writes the status once, when the
+        // poll completes, and a volatile read of an aligned i32 sees it before or after.
+        let status = unsafe { std::ptr::read_volatile(&raw const (*io).iosb.Anonymous.Status) };
+        if status == STATUS_PENDING {
+            return false;
+        }
+        // SAFETY: the status is no longer STATUS_PENDING, so the kernel has written the
+        // poll's result and writes nothing more to `io` for this poll.
+        let info = unsafe { std::ptr::read_volatile(&raw const (*io).info) };
+        if status >= 0 && info.events().is_some_and(|e| e & afd::LOCAL_CLOSE != 0) {
+            state.closed = true;
+            state.want = None;
+            return true;
+        }
+        false
+    }
+
+    /// Counts this socket's close in its identity's epoch, once.
+    fn count_close(&self) {
+        if !self.epoch_done.swap(true, Ordering::AcqRel) {
+            identity::closed(self.identity);
+        }
     }
 }
 

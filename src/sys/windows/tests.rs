@@ -13,6 +13,7 @@ use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 
 use super::*;
 use crate::event::Events;
+use crate::sys::{Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
 
 /// Long enough for anything that must arrive, even under Wine on a busy machine.
 const LONG: Duration = Duration::from_secs(10);
@@ -32,6 +33,7 @@ fn interest(filter: Events) -> Interest {
     Interest {
         filter,
         edge: false,
+        oneshot: true,
     }
 }
 
@@ -155,7 +157,7 @@ fn disarm_then_delete_leaves_nothing() {
     expect_nothing(&sel);
     assert_eq!(sel.in_flight(), 0, "every poll's entry was reaped");
     // Deleted means unknown from now on.
-    assert!(matches!(arm(&sel, 5, Events::IN), Err(ChangeError::Os(_))));
+    assert_eq!(arm(&sel, 5, Events::IN), Err(ChangeError::Gone));
 }
 
 #[test]
@@ -170,25 +172,76 @@ fn delete_with_a_pending_poll_reports_nothing() {
 }
 
 #[test]
-fn add_twice_is_exists() {
+fn add_again_replaces_the_stale_item() {
+    let sel = Selector::new().unwrap();
+    let (mut client, server) = tcp_pair();
+    add(&sel, &server, 1, Events::IN);
+    // The same socket under a new token: the old item goes, only the new one reports.
+    add(&sel, &server, 2, Events::IN);
+    assert_eq!(arm(&sel, 1, Events::IN), Err(ChangeError::Gone));
+    client.write_all(b"x").unwrap();
+    assert!(expect_one(&sel, 2).has(Readiness::READABLE));
+    // The same token for another socket (a re-attach): the token now names that one.
+    let (mut c2, other) = tcp_pair();
+    add(&sel, &other, 2, Events::IN);
+    c2.write_all(b"y").unwrap();
+    assert!(expect_one(&sel, 2).has(Readiness::READABLE));
+    assert_eq!(change(&sel, 0, 2, Op::Delete), Ok(()));
+    expect_nothing(&sel);
+}
+
+#[test]
+fn persistent_edge_repolls_only_at_check() {
+    let sel = Selector::new().unwrap();
+    let (mut client, mut server) = tcp_pair();
+    let edge = Interest {
+        filter: Events::IN,
+        edge: true,
+        oneshot: false,
+    };
+    let raw = server.as_raw_socket();
+    assert_eq!(change(&sel, raw, 4, Op::Add(edge)), Ok(()));
+    client.write_all(b"one").unwrap();
+    assert!(expect_one(&sel, 4).has(Readiness::READABLE));
+    client.write_all(b"two").unwrap();
+    expect_nothing(&sel); // no poll before the receiving thread calls again
+                          // Drained, then checked: the poll waits for new data.
+    let mut buf = [0u8; 64];
+    while server.read(&mut buf).is_ok() {}
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    expect_nothing(&sel);
+    client.write_all(b"three").unwrap();
+    assert!(expect_one(&sel, 4).has(Readiness::READABLE));
+    // Checked without draining: the unread data is reported again (see the module doc).
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    assert!(expect_one(&sel, 4).has(Readiness::READABLE));
+    // The end of stream is reported once: it never clears, so it is not polled again.
+    while server.read(&mut buf).is_ok() {}
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    drop(client);
+    let readiness = expect_one(&sel, 4);
+    assert!(readiness.has(Readiness::READ_HANGUP), "{readiness:?}");
+    assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
+    expect_nothing(&sel);
+    // Check fails for a handle that does not name the socket.
+    let (other, _peer) = tcp_pair();
+    assert_eq!(
+        change(&sel, other.as_raw_socket(), 4, Op::Check),
+        Err(ChangeError::Gone)
+    );
+}
+
+#[test]
+fn a_disarmed_socket_closed_is_seen_closed() {
     let sel = Selector::new().unwrap();
     let (_client, server) = tcp_pair();
-    add(&sel, &server, 1, Events::IN);
-    let again = change(
-        &sel,
-        server.as_raw_socket(),
-        2,
-        Op::Add(interest(Events::IN)),
-    );
-    assert_eq!(again, Err(ChangeError::Exists));
-    let (_c2, other) = tcp_pair();
-    let same_token = change(
-        &sel,
-        other.as_raw_socket(),
-        1,
-        Op::Add(interest(Events::IN)),
-    );
-    assert_eq!(same_token, Err(ChangeError::Exists));
+    add(&sel, &server, 8, Events::IN);
+    assert_eq!(change(&sel, 0, 8, Op::Disarm), Ok(()));
+    expect_nothing(&sel);
+    drop(server); // its close-only poll completes with LOCAL_CLOSE
+    expect_nothing(&sel);
+    assert_eq!(arm(&sel, 8, Events::IN), Err(ChangeError::Gone));
+    assert_eq!(sel.in_flight(), 0);
 }
 
 #[test]
@@ -383,20 +436,17 @@ fn a_duplicate_of_a_registered_socket_has_its_identity() {
     let dup = client.try_clone().unwrap(); // WSADuplicateSocketW + WSASocketW
     assert_ne!(dup.as_raw_socket(), client.as_raw_socket());
     add(&sel, &client, 1, Events::IN);
-    let (original, stream) = socket_identity(client.as_raw_socket()).unwrap();
-    let (duplicate, _) = socket_identity(dup.as_raw_socket()).unwrap();
-    assert!(!stream);
+    let original = socket_identity(client.as_raw_socket()).unwrap();
+    let duplicate = socket_identity(dup.as_raw_socket()).unwrap();
+    assert!(!is_datagram(client.as_raw_socket()).unwrap());
     assert_eq!(duplicate, original, "a duplicate names the same socket");
-    // ... and so the same registration: adding it again is Exists.
-    let again = change(&sel, dup.as_raw_socket(), 2, Op::Add(interest(Events::IN)));
-    assert_eq!(again, Err(ChangeError::Exists));
     // A different socket is never taken for it.
     let (other, _peer) = tcp_pair();
-    assert_ne!(socket_identity(other.as_raw_socket()).unwrap().0, original);
+    assert_ne!(socket_identity(other.as_raw_socket()).unwrap(), original);
     // Deleted, the identity is released: the duplicate is a socket of its own again.
     assert_eq!(change(&sel, 0, 1, Op::Delete), Ok(()));
     assert_eq!(
-        socket_identity(dup.as_raw_socket()).unwrap().0,
+        socket_identity(dup.as_raw_socket()).unwrap(),
         dup.as_raw_socket()
     );
     add(&sel, &dup, 3, Events::IN);
@@ -405,9 +455,9 @@ fn a_duplicate_of_a_registered_socket_has_its_identity() {
 #[test]
 fn identity_tells_datagram_sockets() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    assert!(socket_identity(udp.as_raw_socket()).unwrap().1);
+    assert!(is_datagram(udp.as_raw_socket()).unwrap());
     let (tcp, _peer) = tcp_pair();
-    assert!(!socket_identity(tcp.as_raw_socket()).unwrap().1);
+    assert!(!is_datagram(tcp.as_raw_socket()).unwrap());
 }
 
 #[test]
@@ -435,7 +485,7 @@ fn a_closed_socket_has_no_identity() {
     drop(client);
     // The value may be reused by another test's socket at once; only a failure or a
     // different socket is acceptable, never the old identity for a live socket we closed.
-    if let Ok((identity, _)) = socket_identity(raw) {
+    if let Ok(identity) = socket_identity(raw) {
         assert_eq!(identity, raw, "only a reused handle value may answer");
     }
 }
@@ -490,8 +540,8 @@ fn afd_events_map_to_readiness_as_documented() {
     ];
     for (events, datagram, bits) in table {
         assert_eq!(
-            readiness(events, datagram).bits(),
-            bits,
+            readiness(events, datagram),
+            Readiness::new(bits),
             "{events:#x} datagram={datagram}"
         );
     }
@@ -512,6 +562,7 @@ fn interest_maps_to_afd_events_as_mio_does() {
     let edge = Interest {
         filter: Events::IN,
         edge: true,
+        oneshot: false,
     };
     assert_eq!(
         afd_mask(edge),
