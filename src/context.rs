@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -252,7 +251,7 @@ impl<T> ContextPort<T> {
     /// ```
     pub fn register(
         &self,
-        socket: &impl AsFd,
+        socket: &impl crate::AsSocketLike,
         context: impl Into<Arc<T>>,
         events: Events,
         trigger: Trigger,

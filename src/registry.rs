@@ -806,7 +806,7 @@ fn failure(fd: Socket, err: ChangeError) -> Failure {
         ChangeError::Gone => Failure::Closed(fd),
         ChangeError::Os(code) => Failure::Os(code),
         // Never settled (see `flush`); the caller may try again.
-        ChangeError::NotApplied => Failure::Os(libc::EAGAIN),
+        ChangeError::NotApplied => Failure::Os(sys::code::IO),
     }
 }
 

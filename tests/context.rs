@@ -5,6 +5,7 @@
 mod util;
 
 use std::collections::HashSet;
+#[cfg(unix)]
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -119,7 +120,17 @@ fn the_remove_entry_hands_ownership_back() {
 fn a_refused_registration_hands_the_context_back_at_once() {
     each_backend(|b| {
         let port: ContextPort<&str> = ContextPort::new(util::port(b));
+        // A file where descriptors can name one; a socket registered on another port on
+        // Windows, where only sockets can be passed.
+        #[cfg(unix)]
         let file = File::open("/dev/null").unwrap();
+        #[cfg(windows)]
+        let (_other, file) = {
+            let other = util::port(b);
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            enable(&other, &socket, 1, Events::IN, LEVEL);
+            (other, socket)
+        };
         let refused = port
             .register(&file, "file", Events::IN, LEVEL)
             .expect_err("a file is not a socket");

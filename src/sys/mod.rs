@@ -387,11 +387,7 @@ impl Selector {
     /// (`None`: it cannot tell): a registered socket whose number was closed and reused,
     /// still open through a duplicate.
     pub(crate) fn holds_other_file(&self, fd: Socket) -> Option<bool> {
-        match self {
-            Selector::Epoll(s) => s.holds_other_file(fd),
-            #[cfg(feature = "io-uring")]
-            Selector::IoUring(s) => s.epoll().holds_other_file(fd),
-        }
+        dispatch!(self, s => s.holds_other_file(fd))
     }
 
     pub(crate) fn wake(&self) -> io::Result<()> {

@@ -146,9 +146,9 @@ impl Selector {
         self.epoll.wake()
     }
 
-    /// The epoll instance the rings drive.
-    pub(crate) fn epoll(&self) -> &epoll::Selector {
-        &self.epoll
+    /// As the epoll backend's: the rings drive the same epoll instance.
+    pub(crate) fn holds_other_file(&self, fd: super::Socket) -> Option<bool> {
+        self.epoll.holds_other_file(fd)
     }
 }
 

@@ -99,21 +99,24 @@ impl Selector {
 
     /// Applies the changes with one `ProcessSocketNotifications` call (`Check` needs
     /// none), then settles each with its registration's result.
+    /// Applies the changes in order, up to the first that fails (the contract: the rest are
+    /// not applied). One `ProcessSocketNotifications` per change, because the kernel applies
+    /// a whole batch whatever fails in it; batching the changes up to a failure is left for
+    /// when this backend can be run.
     pub(crate) fn apply(&self, changes: &mut [Change]) {
-        let mut regs: Vec<SOCK_NOTIFY_REGISTRATION> = changes
-            .iter()
-            .filter_map(|c| registration(c.socket, c.token, c.op))
-            .collect();
-        let called = self.call(&mut regs);
-        let mut results = regs.iter();
+        let mut failed = false;
         for change in changes.iter_mut() {
-            change.result = match change.op {
-                Op::Check => check(change.socket),
-                _ => {
-                    let reg = results.next().expect("one registration per change");
-                    match &called {
-                        Err(code) => Err(ChangeError::Os(*code)),
-                        Ok(()) => settle(change.op, reg.registrationResult),
+            if failed {
+                change.result = Err(ChangeError::NotApplied);
+                continue;
+            }
+            change.result = match registration(change.socket, change.token, change.op) {
+                None => check(change.socket),
+                Some(reg) => {
+                    let mut regs = [reg];
+                    match self.call(&mut regs) {
+                        Err(code) => Err(ChangeError::Os(code)),
+                        Ok(()) => settle(change.op, regs[0].registrationResult),
                     }
                 }
             };
@@ -122,6 +125,7 @@ impl Selector {
             if let (Op::Add(_), Err(ChangeError::Os(_))) = (change.op, change.result) {
                 change.result = self.replace(change);
             }
+            failed = change.result.is_err();
         }
     }
 
@@ -226,6 +230,12 @@ impl Selector {
     }
 
     /// Releases one waiter, or makes the next `wait` return at once.
+    /// Whether a stale item of a closed, duplicated socket still sits under this handle
+    /// value: Windows cannot say (socket identity there counts closes instead).
+    pub(crate) fn holds_other_file(&self, _socket: crate::sys::Socket) -> Option<bool> {
+        None
+    }
+
     pub(crate) fn wake(&self) -> io::Result<()> {
         self.port.post(WAKE_KEY)
     }

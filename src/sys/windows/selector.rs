@@ -164,8 +164,15 @@ impl Selector {
     }
 
     /// Applies each change in order and fills in `change.result`. Never blocks on I/O.
+    /// Applies the changes in order, up to the first that fails (the contract: the rest
+    /// are not applied).
     pub(crate) fn apply(&self, changes: &mut [Change]) {
+        let mut failed = false;
         for change in changes {
+            if failed {
+                change.result = Err(ChangeError::NotApplied);
+                continue;
+            }
             let mut table = lock(&self.table);
             change.result = match change.op {
                 Op::Add(interest) => self.add(&mut table, change.socket, change.token, interest),
@@ -174,6 +181,7 @@ impl Selector {
                 Op::Delete => self.delete(&mut table, change.token),
                 Op::Check => self.check(&mut table, change.socket, change.token),
             };
+            failed = change.result.is_err();
         }
     }
 
@@ -229,6 +237,12 @@ impl Selector {
     }
 
     /// Releases one waiter, or makes the next `wait` return at once.
+    /// Whether a stale item of a closed, duplicated socket still sits under this handle
+    /// value: Windows cannot say (socket identity there counts closes instead).
+    pub(crate) fn holds_other_file(&self, _socket: crate::sys::Socket) -> Option<bool> {
+        None
+    }
+
     pub(crate) fn wake(&self) -> io::Result<()> {
         self.port.post(WAKE_KEY)
     }
@@ -319,7 +333,7 @@ impl Selector {
                 drop(state);
                 self.forget(table, &sock);
             }
-            Err(ChangeError::Os(_)) => {
+            Err(ChangeError::Os(_) | ChangeError::NotApplied) => {
                 (state.want, state.oneshot, state.mask, state.edge_fired) = before;
             }
             Ok(()) => {}
