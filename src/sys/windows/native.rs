@@ -209,17 +209,7 @@ impl Selector {
                     readiness: readiness(bits),
                 });
             }
-            if wakes > 0 {
-                // One wake releases one waiter: keep one, hand the others on.
-                let kept = (1..wakes)
-                    .filter(|_| self.port.post(WAKE_KEY).is_err())
-                    .count();
-                let wake = RawEvent {
-                    token: WAKE_TOKEN,
-                    readiness: Readiness::default(),
-                };
-                out.extend(std::iter::repeat_n(wake, 1 + kept));
-            }
+            self.port.pass_wakes_on(WAKE_KEY, wakes, out);
             if out.len() > before {
                 return Ok(());
             }
@@ -229,13 +219,13 @@ impl Selector {
         }
     }
 
-    /// Releases one waiter, or makes the next `wait` return at once.
     /// Whether a stale item of a closed, duplicated socket still sits under this handle
     /// value: Windows cannot say (socket identity there counts closes instead).
     pub(crate) fn holds_other_file(&self, _socket: crate::sys::Socket) -> Option<bool> {
         None
     }
 
+    /// Releases one waiter, or makes the next `wait` return at once.
     pub(crate) fn wake(&self) -> io::Result<()> {
         self.port.post(WAKE_KEY)
     }

@@ -4,6 +4,8 @@ use std::io;
 use std::ptr;
 use std::time::Duration;
 
+use crate::sys::{RawEvent, Readiness, WAKE_TOKEN};
+
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE, WAIT_TIMEOUT};
 use windows_sys::Win32::System::IO::{
     CreateIoCompletionPort, GetQueuedCompletionStatusEx, PostQueuedCompletionStatus,
@@ -50,6 +52,21 @@ impl Port {
     }
 
     /// Queues an entry `{ key, bytes: 0, overlapped: null }`.
+    /// A waiter dequeued `wakes` wake entries posted under `key`: it keeps one and posts the
+    /// others again, so that each wake releases one waiter. Appends the wake reports it
+    /// keeps to `out` (all of them where the port refuses a post, rather than lose any).
+    pub(super) fn pass_wakes_on(&self, key: usize, wakes: usize, out: &mut Vec<RawEvent>) {
+        if wakes == 0 {
+            return;
+        }
+        let kept = (1..wakes).filter(|_| self.post(key).is_err()).count();
+        let wake = RawEvent {
+            token: WAKE_TOKEN,
+            readiness: Readiness::default(),
+        };
+        out.extend(std::iter::repeat_n(wake, 1 + kept));
+    }
+
     pub(super) fn post(&self, key: usize) -> io::Result<()> {
         // SAFETY: a null OVERLAPPED is allowed; the entry carries no memory.
         if unsafe { PostQueuedCompletionStatus(self.handle, 0, key, ptr::null()) } == 0 {
