@@ -17,26 +17,40 @@
 //! stack, which then waits in the kernel as the most recent waiter.
 //!
 //! A thread in the kernel may wake with reports while every slot is taken (it entered when
-//! one was free). It then validates them into the queue, under the gate's lock, and waits
-//! on the stack: nothing is lost, and the next thread to run takes them.
+//! one was free). It then validates them into the queue and waits on the stack: nothing is
+//! lost, and the next thread to run takes them.
+//!
+//! # One word
+//!
+//! Everything a thread decides on is one atomic word: the released threads, the threads in
+//! the kernel wait, the threads on the stack, whether the queue is non-empty, whether a
+//! kernel wake is outstanding, and whether the port is closed. Each step of a call (enter,
+//! back from the kernel, leave) is one compare-exchange of that word, so two threads can
+//! never both take the last slot, and a thread that goes to wait does so in the same
+//! instant as it sees there is nothing to take: a thread that queues an entry or frees a
+//! slot later sees it waiting and wakes it. No lock is taken on the way of a thread that
+//! calls again with nothing queued, waits in the kernel and runs; the stack's lock is taken
+//! only to park or to wake a parked thread.
 //!
 //! # Posted entries
 //!
 //! Posted entries, REMOVE entries, and entries validated by a thread that could not run
-//! wait in a FIFO queue. Queuing one wakes at most one thread: one waiting in the kernel
-//! (through the selector's `wake`) if there is one and none is already woken for an
-//! earlier entry, otherwise the top of the stack, if a slot is free.
+//! wait in a lock-free FIFO queue. The word's `QUEUED` bit is set by whoever pushes (after
+//! the push) and cleared by a taker that found the queue empty (which then looks again,
+//! and sets it back if an entry arrived meanwhile), so the bit is set whenever an entry
+//! waits. Queuing one wakes at most one thread: one waiting in the kernel (through the
+//! selector's `wake`) if there is one and none is already woken for an earlier entry,
+//! otherwise the top of the stack, if a slot is free.
 //!
 //! # Released threads
 //!
 //! Which port a thread is released on, and the persistent registrations it owes a re-arm,
 //! are kept in a thread-local by `port.rs`.
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::time::Instant;
 
-use crate::sync::{Arc, AtomicBool, Condvar, Mutex, MutexGuard};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard};
 
 use crate::error::Failure;
 use crate::event::CompletionEntry;
@@ -71,33 +85,83 @@ pub(crate) struct Queued {
     pub(crate) rearm: u64,
 }
 
+// The gate's word: three 20-bit counts and three flags. A count cannot overflow into its
+// neighbour: no machine runs 2^20 threads in one process (Linux's `threads-max` is far
+// lower), and `count` checks it in debug builds.
+const BITS: u32 = 20;
+const COUNT: u64 = (1 << BITS) - 1;
+/// One released thread.
+const RUNNING: u64 = 1;
+/// One thread in the kernel wait.
+const IN_KERNEL: u64 = 1 << BITS;
+/// One thread on the stack (parked, or on its way there).
+const PARKED: u64 = 1 << (2 * BITS);
+/// The queue holds an entry.
+const QUEUED: u64 = 1 << 60;
+/// A kernel wake was sent and no waiter has seen it yet. Wakes sent while one is pending
+/// could coalesce in the kernel, so at most one is outstanding; whoever sees it passes the
+/// next one on if entries remain.
+const WAKE_PENDING: u64 = 1 << 61;
+const CLOSED: u64 = 1 << 62;
+
+/// The count of `unit` (one of [`RUNNING`], [`IN_KERNEL`], [`PARKED`]) in `word`.
+fn count(word: u64, unit: u64) -> usize {
+    let n = (word / unit) & COUNT;
+    debug_assert!(n < COUNT, "a gate count overflowed");
+    n as usize
+}
+
+/// The FIFO of queued entries: lock-free (crossbeam's segmented queue); under loom, a
+/// locked deque with the same interface, so that the models explore its interleavings.
+#[cfg(not(loom))]
+type Fifo = crossbeam_queue::SegQueue<Queued>;
+
+#[cfg(loom)]
+#[derive(Debug, Default)]
+struct Fifo(Mutex<std::collections::VecDeque<Queued>>);
+
+#[cfg(loom)]
+impl Fifo {
+    fn new() -> Fifo {
+        Fifo::default()
+    }
+    fn push(&self, q: Queued) {
+        self.0.lock().unwrap().push_back(q);
+    }
+    fn pop(&self) -> Option<Queued> {
+        self.0.lock().unwrap().pop_front()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
 /// The gate's shared state.
 #[derive(Debug)]
 pub(crate) struct Gate {
     concurrency: usize,
-    state: Mutex<State>,
+    word: AtomicU64,
+    queue: Fifo,
+    stack: Mutex<Stack>,
 }
 
+/// The parked threads, most recent last.
 #[derive(Debug, Default)]
-pub(crate) struct State {
-    queue: VecDeque<Queued>,
-    /// Released threads.
-    running: usize,
-    /// Threads in the kernel wait.
-    in_kernel: usize,
-    /// A kernel wake was sent and no waiter has seen it yet. Wakes sent while one is
-    /// pending could coalesce in the kernel, so at most one is outstanding; whoever sees it
-    /// passes the next one on if entries remain.
-    wake_pending: bool,
-    /// Threads waiting for a slot, most recent last.
-    parked: Vec<Arc<Waiter>>,
-    closed: bool,
+struct Stack {
+    waiters: Vec<Arc<Waiter>>,
+    /// Wakes for threads counted in the word's `PARKED` that had not reached the stack
+    /// when they were woken; the next to arrive takes one instead of waiting.
+    credits: usize,
 }
 
 /// One thread waiting for a slot.
 #[derive(Debug)]
 pub(crate) struct Waiter {
     cv: Condvar,
+    /// Written under the stack's lock.
     woken: AtomicBool,
 }
 
@@ -110,7 +174,7 @@ impl Waiter {
     }
 
     fn wake(&self) {
-        self.woken.store(true, Ordering::Relaxed);
+        self.woken.store(true, Relaxed);
         self.cv.notify_one();
     }
 }
@@ -131,25 +195,51 @@ pub(crate) enum Back<'a> {
     /// It counts as released: it validates its reports into its buffer, then calls
     /// [`Gate::ran`].
     Run,
-    /// Every slot is taken: it validates its reports into the queue through this guard,
-    /// then enters again (and waits on the stack).
+    /// Every slot is taken: it validates its reports into the queue through this, then
+    /// enters again (and waits on the stack).
     Full(Stash<'a>),
 }
 
-/// The queue, held under the gate's lock, for a thread that could not run.
-pub(crate) struct Stash<'a>(MutexGuard<'a, State>);
+/// The queue, for a thread that could not run; its drop marks the queue non-empty.
+pub(crate) struct Stash<'a> {
+    gate: &'a Gate,
+    pushed: bool,
+}
 
 impl Stash<'_> {
     pub(crate) fn push(&mut self, entry: CompletionEntry, rearm: u64) {
-        self.0.queue.push_back(Queued { entry, rearm });
+        self.gate.queue.push(Queued { entry, rearm });
+        self.pushed = true;
     }
+}
+
+impl Drop for Stash<'_> {
+    fn drop(&mut self) {
+        // The thread enters again next, and takes them itself if a slot is free by then;
+        // otherwise whoever frees a slot sees the bit and wakes the stack.
+        if self.pushed {
+            self.gate.word.fetch_or(QUEUED, AcqRel);
+        }
+    }
+}
+
+/// What [`Gate::enter`] decided in its compare-exchange.
+#[derive(Clone, Copy)]
+enum Step {
+    Closed,
+    Take,
+    Kernel,
+    Timeout,
+    Park,
 }
 
 impl Gate {
     pub(crate) fn new(concurrency: usize) -> Gate {
         Gate {
             concurrency,
-            state: Mutex::new(State::default()),
+            word: AtomicU64::new(0),
+            queue: Fifo::new(),
+            stack: Mutex::new(Stack::default()),
         }
     }
 
@@ -157,23 +247,50 @@ impl Gate {
         self.concurrency
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent before it can panic.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn stack(&self) -> MutexGuard<'_, Stack> {
+        // Every critical section leaves the stack consistent before it can panic.
+        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the word by `f` (which returns the new word and what it decided) in one
+    /// compare-exchange, trying again with the current word while another thread changes it.
+    fn transition<T>(&self, mut f: impl FnMut(u64) -> (u64, T)) -> (u64, T) {
+        let mut current = self.word.load(Acquire);
+        loop {
+            let (new, decided) = f(current);
+            if new == current {
+                return (new, decided);
+            }
+            match self
+                .word
+                .compare_exchange_weak(current, new, AcqRel, Acquire)
+            {
+                Ok(_) => return (new, decided),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn has_slot(&self, word: u64) -> bool {
+        count(word, RUNNING) < self.concurrency
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.word.load(Acquire) & CLOSED != 0
     }
 
     /// A snapshot of the gate for [`CompletionPort::stats`](crate::CompletionPort::stats).
     pub(crate) fn stats(&self) -> PortStats {
-        let st = self.lock();
+        let word = self.word.load(Acquire);
         PortStats {
-            queued: st.queue.len(),
-            released: st.running,
-            waiting_in_kernel: st.in_kernel,
-            waiting_for_slot: st.parked.len(),
+            queued: if word & CLOSED != 0 {
+                0
+            } else {
+                self.queue.len()
+            },
+            released: count(word, RUNNING),
+            waiting_in_kernel: count(word, IN_KERNEL),
+            waiting_for_slot: self.stack().waiters.len(),
         }
     }
 
@@ -188,29 +305,72 @@ impl Gate {
         deadline: Option<Instant>,
         released_here: bool,
     ) -> Result<(Enter, bool), Failure> {
-        let mut st = self.lock();
-        if released_here {
-            st.running -= 1;
-        }
+        // The caller's own slot, given back in the same step that decides what it does
+        // next: nobody else can take it in between, and nobody is woken for it.
+        let mut own = if released_here { RUNNING } else { 0 };
+        // A kernel wake owed by a slot this call took and gave back.
+        let mut wake = false;
         loop {
-            if st.closed {
-                return Err(Failure::PortClosed);
-            }
-            if st.running < self.concurrency {
-                if !st.queue.is_empty() {
-                    let taken = st.take(out, rearms);
-                    st.running += 1;
-                    let wake = self.pass_on(&mut st);
-                    return Ok((Enter::Taken(taken), wake));
+            // Asked only when every slot is taken.
+            let mut expired = None;
+            let mut expired = || {
+                *expired.get_or_insert_with(|| deadline.is_some_and(|d| d <= Instant::now()))
+            };
+            let (_, step) = self.transition(|word| {
+                let word = word - own;
+                if word & CLOSED != 0 {
+                    (word, Step::Closed)
+                } else if self.has_slot(word) && word & QUEUED != 0 {
+                    (word + RUNNING, Step::Take)
+                } else if self.has_slot(word) {
+                    (word + IN_KERNEL, Step::Kernel)
+                } else if expired() {
+                    (word, Step::Timeout)
+                } else {
+                    (word + PARKED, Step::Park)
                 }
-                st.in_kernel += 1;
-                return Ok((Enter::Kernel, false));
+            });
+            own = 0;
+            match step {
+                Step::Closed => return Err(Failure::PortClosed),
+                Step::Kernel => return Ok((Enter::Kernel, wake)),
+                Step::Timeout => return Ok((Enter::Timeout, wake)),
+                Step::Park => self.park(deadline),
+                Step::Take => {
+                    let taken = self.take(out, rearms);
+                    if taken > 0 {
+                        return Ok((Enter::Taken(taken), self.pass_on() || wake));
+                    }
+                    // Another thread took them first: give the slot back, start again.
+                    wake |= self.leave();
+                }
             }
-            if deadline.is_some_and(|d| d <= Instant::now()) {
-                return Ok((Enter::Timeout, false));
-            }
-            st = self.park(st, deadline);
         }
+    }
+
+    /// Takes queued entries into `out`; clears the `QUEUED` bit if it emptied the queue
+    /// (and sets it again if an entry arrived meanwhile).
+    fn take(&self, out: &mut [CompletionEntry], rearms: &mut Vec<u64>) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some(queued) = self.queue.pop() else {
+                break;
+            };
+            out[n] = queued.entry;
+            if queued.rearm != NO_REARM {
+                rearms.push(queued.rearm);
+            }
+            n += 1;
+        }
+        if self.queue.is_empty() {
+            self.word.fetch_and(!QUEUED, AcqRel);
+            // A push that completed before the clear is seen here; one after it sets the
+            // bit again itself.
+            if !self.queue.is_empty() {
+                self.word.fetch_or(QUEUED, AcqRel);
+            }
+        }
+        n
     }
 
     /// A thread is back from the kernel; `saw_wake` says whether it saw a kernel wake.
@@ -219,20 +379,28 @@ impl Gate {
     /// [`Failure::PortClosed`], with whether the caller must pass the closing wake on to
     /// another kernel waiter.
     pub(crate) fn back(&self, saw_wake: bool) -> Result<Back<'_>, (Failure, bool)> {
-        let mut st = self.lock();
-        st.in_kernel -= 1;
-        if saw_wake {
-            st.wake_pending = false;
-        }
-        if st.closed {
+        let (word, step) = self.transition(|word| {
+            let mut word = word - IN_KERNEL;
+            if saw_wake {
+                word &= !WAKE_PENDING;
+            }
+            if word & CLOSED != 0 {
+                (word, Step::Closed)
+            } else if self.has_slot(word) {
+                (word + RUNNING, Step::Take)
+            } else {
+                (word, Step::Park)
+            }
+        });
+        match step {
             // Closing wakes kernel waiters one at a time: pass it on.
-            return Err((Failure::PortClosed, st.in_kernel > 0));
+            Step::Closed => Err((Failure::PortClosed, count(word, IN_KERNEL) > 0)),
+            Step::Take => Ok(Back::Run),
+            _ => Ok(Back::Full(Stash {
+                gate: self,
+                pushed: false,
+            })),
         }
-        if st.running < self.concurrency {
-            st.running += 1;
-            return Ok(Back::Run);
-        }
-        Ok(Back::Full(Stash(st)))
     }
 
     /// A thread that counted as released after [`back`](Gate::back) validated `got`
@@ -244,110 +412,143 @@ impl Gate {
         rest: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
     ) -> (usize, bool) {
-        let mut st = self.lock();
-        let taken = st.take(rest, rearms);
+        let taken = if self.word.load(Acquire) & QUEUED != 0 {
+            self.take(rest, rearms)
+        } else {
+            0
+        };
         if got + taken == 0 {
-            st.running -= 1;
+            return (0, self.leave());
         }
-        (taken, self.pass_on(&mut st))
+        (taken, self.pass_on())
     }
 
     /// A thread left the kernel wait without coming back through [`back`](Gate::back) (a
-    /// panic); returns whether to wake a kernel waiter.
+    /// panic, or a deadline that passed); returns whether to wake a kernel waiter.
     pub(crate) fn abandon_kernel(&self) -> bool {
-        let mut st = self.lock();
-        st.in_kernel -= 1;
-        self.pass_on(&mut st)
+        self.word.fetch_sub(IN_KERNEL, AcqRel);
+        self.pass_on()
     }
 
     /// Queues a posted or REMOVE entry. Returns whether the caller must wake one kernel
     /// waiter through the selector.
     pub(crate) fn push(&self, entry: CompletionEntry) -> Result<bool, Failure> {
-        let mut st = self.lock();
-        if st.closed {
+        if self.is_closed() {
             return Err(Failure::PortClosed);
         }
-        st.queue.push_back(Queued {
+        self.queue.push(Queued {
             entry,
             rearm: NO_REARM,
         });
-        Ok(self.pass_on(&mut st))
+        // Closed meanwhile: `close` may have emptied the queue before this push, and the
+        // entry then stays unread until the port is dropped, as every entry of a closed
+        // port does.
+        if self.word.fetch_or(QUEUED, AcqRel) & CLOSED != 0 {
+            return Err(Failure::PortClosed);
+        }
+        Ok(self.pass_on())
     }
 
     /// Makes sure someone will serve the queue, or watch the kernel: a thread in the kernel
     /// (one outstanding wake at a time; returns true when the caller must send it), else
     /// the most recent parked waiter, if a slot is free.
-    fn pass_on(&self, st: &mut State) -> bool {
-        if st.closed || st.running >= self.concurrency {
-            return false;
-        }
-        if !st.queue.is_empty() && st.in_kernel > 0 {
-            let send = !st.wake_pending;
-            st.wake_pending = true;
-            return send;
-        }
-        if !st.queue.is_empty() || st.in_kernel == 0 {
-            if let Some(w) = st.parked.pop() {
-                w.wake();
+    fn pass_on(&self) -> bool {
+        let (_, wake) = self.transition(|word| {
+            let queued = word & QUEUED != 0;
+            if word & CLOSED != 0 || !self.has_slot(word) {
+                (word, None)
+            } else if queued && count(word, IN_KERNEL) > 0 {
+                if word & WAKE_PENDING != 0 {
+                    (word, None)
+                } else {
+                    (word | WAKE_PENDING, Some(true))
+                }
+            } else if (queued || count(word, IN_KERNEL) == 0) && count(word, PARKED) > 0 {
+                (word, Some(false))
+            } else {
+                (word, None)
             }
+        });
+        match wake {
+            Some(true) => true,
+            Some(false) => {
+                self.wake_parked();
+                false
+            }
+            None => false,
         }
-        false
+    }
+
+    /// Wakes the most recent parked thread, or gives a credit to one on its way to the
+    /// stack.
+    fn wake_parked(&self) {
+        let mut stack = self.stack();
+        if let Some(waiter) = stack.waiters.pop() {
+            self.word.fetch_sub(PARKED, AcqRel);
+            waiter.wake();
+        } else if count(self.word.load(Acquire), PARKED) > 0 {
+            // Counted, but not on the stack yet (`park` takes this lock to get there).
+            self.word.fetch_sub(PARKED, AcqRel);
+            stack.credits += 1;
+        }
     }
 
     /// A released thread leaves without calling again (it blocks elsewhere, exits, or
     /// calls another port): its slot goes to the most recent parked waiter. Returns whether
     /// to wake a kernel waiter.
     pub(crate) fn leave(&self) -> bool {
-        let mut st = self.lock();
-        st.running -= 1;
-        if st.closed {
+        let word = self.word.fetch_sub(RUNNING, AcqRel) - RUNNING;
+        if word & CLOSED != 0 {
             return false;
         }
-        if st.running < self.concurrency {
-            if let Some(w) = st.parked.pop() {
-                w.wake();
-                return false;
-            }
+        if self.has_slot(word) && count(word, PARKED) > 0 {
+            self.wake_parked();
+            return false;
         }
-        self.pass_on(&mut st)
+        self.pass_on()
     }
 
     /// Takes a slot back after [`leave`](Gate::leave), even past the limit (as Windows does
     /// when a thread returns from blocking elsewhere).
     pub(crate) fn retake(&self) {
-        self.lock().running += 1;
+        self.word.fetch_add(RUNNING, AcqRel);
     }
 
-    /// Waits on this thread's condition variable until woken, closed, or `deadline`.
-    fn park<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, State>,
-        deadline: Option<Instant>,
-    ) -> MutexGuard<'a, State> {
+    /// Waits on the stack until woken, closed, or `deadline`. The caller counted itself
+    /// in `PARKED` (in the step that found every slot taken).
+    fn park(&self, deadline: Option<Instant>) {
         let waiter = waiter();
-        // `woken` is only written under the lock, which we hold.
-        waiter.woken.store(false, Ordering::Relaxed);
-        st.parked.push(Arc::clone(&waiter));
+        let mut stack = self.stack();
+        if self.is_closed() {
+            return;
+        }
+        if stack.credits > 0 {
+            stack.credits -= 1;
+            return;
+        }
+        waiter.woken.store(false, Relaxed);
+        stack.waiters.push(Arc::clone(&waiter));
         loop {
-            st = match deadline {
-                None => waiter.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+            stack = match deadline {
+                None => waiter.cv.wait(stack).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let timeout = d.saturating_duration_since(Instant::now());
                     waiter
                         .cv
-                        .wait_timeout(st, timeout)
+                        .wait_timeout(stack, timeout)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
             };
-            if waiter.woken.load(Ordering::Relaxed) || st.closed {
-                return st;
+            if waiter.woken.load(Relaxed) || self.is_closed() {
+                return;
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
-                if let Some(pos) = st.parked.iter().rposition(|w| Arc::ptr_eq(w, &waiter)) {
-                    st.parked.remove(pos);
+                if let Some(pos) = stack.waiters.iter().rposition(|w| Arc::ptr_eq(w, &waiter)) {
+                    stack.waiters.remove(pos);
+                    self.word.fetch_sub(PARKED, AcqRel);
                 }
-                return st;
+                return;
             }
         }
     }
@@ -356,29 +557,16 @@ impl Gate {
     /// later call fails. Returns whether the caller must wake a kernel waiter (each one that
     /// wakes passes the wake on). `false` if it was closed already.
     pub(crate) fn close(&self) -> bool {
-        let mut st = self.lock();
-        if st.closed {
+        let before = self.word.fetch_or(CLOSED, AcqRel);
+        if before & CLOSED != 0 {
             return false;
         }
-        st.closed = true;
-        st.queue.clear();
-        for w in st.parked.drain(..) {
-            w.wake();
+        while self.queue.pop().is_some() {}
+        let mut stack = self.stack();
+        for waiter in stack.waiters.drain(..) {
+            waiter.wake();
         }
-        st.in_kernel > 0
-    }
-}
-
-impl State {
-    fn take(&mut self, out: &mut [CompletionEntry], rearms: &mut Vec<u64>) -> usize {
-        let n = out.len().min(self.queue.len());
-        for (slot, queued) in out.iter_mut().zip(self.queue.drain(..n)) {
-            *slot = queued.entry;
-            if queued.rearm != NO_REARM {
-                rearms.push(queued.rearm);
-            }
-        }
-        n
+        count(before, IN_KERNEL) > 0
     }
 }
 
@@ -393,12 +581,6 @@ fn waiter() -> Arc<Waiter> {
         .unwrap_or_else(|_| Arc::new(Waiter::new()))
 }
 
-/// loom models of the gate: `RUSTFLAGS="--cfg loom" cargo test --release --lib model`.
-///
-/// The kernel side is a fake with the property that matters: wakes sent while nobody
-/// harvests coalesce into one (the eventfd is edge-triggered), and a wake is never lost
-/// once sent. Each model lets loom explore every interleaving of a few threads; a lost
-/// wakeup shows as a deadlock, which loom reports.
 #[cfg(all(test, loom))]
 mod model {
     use super::*;
@@ -549,6 +731,36 @@ mod model {
             let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
             keys.sort_unstable();
             assert_eq!(keys, [1, 2]);
+            assert_eq!(gate.stats(), PortStats::default());
+        });
+    }
+
+    /// Concurrency 1 and three threads: two of them wait on the stack (or are on their
+    /// way there, the credit path) while the third runs; each gives its slot back as it
+    /// finishes, and every entry reaches exactly one thread.
+    #[test]
+    fn parked_threads_are_handed_the_slot_in_turn() {
+        model(|| {
+            let gate = Arc::new(Gate::new(1));
+            let kernel = Kernel::new();
+            for key in 1..=3 {
+                post(&gate, &kernel, key);
+            }
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let (gate, kernel) = (gate.clone(), kernel.clone());
+                    thread::spawn(move || {
+                        let mut out = [CompletionEntry::default(); 1];
+                        let n = dequeue(&gate, &kernel, &mut out);
+                        assert_eq!(n, 1);
+                        release_current_thread(&gate, &kernel);
+                        out[0].key
+                    })
+                })
+                .collect();
+            let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, [1, 2, 3]);
             assert_eq!(gate.stats(), PortStats::default());
         });
     }

@@ -4,14 +4,14 @@
 
 #[cfg(loom)]
 pub(crate) use loom::{
-    sync::atomic::AtomicBool,
+    sync::atomic::{AtomicBool, AtomicU64},
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread_local,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::{
-    sync::atomic::AtomicBool,
+    sync::atomic::{AtomicBool, AtomicU64},
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread_local,
 };
