@@ -313,9 +313,8 @@ impl Gate {
         loop {
             // Asked only when every slot is taken.
             let mut expired = None;
-            let mut expired = || {
-                *expired.get_or_insert_with(|| deadline.is_some_and(|d| d <= Instant::now()))
-            };
+            let mut expired =
+                || *expired.get_or_insert_with(|| deadline.is_some_and(|d| d <= Instant::now()));
             let (_, step) = self.transition(|word| {
                 let word = word - own;
                 if word & CLOSED != 0 {

@@ -13,6 +13,27 @@
 //! batch) first applies the changes it holds and releases their locks, so it never waits
 //! while holding one.
 //!
+//! # Delivery without a lock
+//!
+//! What validating a kernel report needs (the generation, where the registration is in
+//! its life, filter, trigger, socket kind) is one atomic word per slot ([`Word`]);
+//! validating a report and disarming a one-shot registration is a load and a
+//! compare-exchange of it, and never waits for the slot's lock. The lock orders the
+//! *changes* of a registration and their kernel operations, and each change publishes its
+//! new state in the word on the side of its kernel operation that keeps delivery right
+//! without the lock:
+//!
+//! - a change that makes the registration deliverable (ENABLE, the re-arm of a persistent
+//!   registration, a new registration) publishes it *before* its kernel operation, so the
+//!   report the operation provokes finds it armed; if the operation fails, the word goes
+//!   back to what it was (unless a delivery fired it meanwhile, which then stands);
+//! - a change that ends delivery (DISABLE, REMOVE, a detach) publishes it *after* its
+//!   kernel operation: a report validated in between counts as before the change, which
+//!   has not returned yet.
+//!
+//! Delivery only ever moves a word from armed to fired (one-shot) or pending (persistent
+//! level), so every other change is the lock holder's alone.
+//!
 //! # Tokens
 //!
 //! The kernel reports readiness with a *token*, `generation << 32 | slot`, fixed when the
@@ -58,7 +79,7 @@ use crate::event::{CompletionEntry, Events, Trigger};
 use crate::owners::{self, Owner, PortId};
 use crate::registration::Request;
 use crate::slab::Slab;
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicU64, AtomicUsize as KeyCell, Mutex, MutexGuard};
 use crate::sys::{self, Change, ChangeError, Interest, Op, RawEvent, Selector, Socket};
 
 /// Slots are indexed below this, so no token equals a sentinel token.
@@ -66,70 +87,176 @@ const MAX_SLOTS: usize = (u32::MAX - 2) as usize;
 
 /// Where a registration is in its life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 enum Arm {
     /// Not a registration.
     #[default]
-    Free,
+    Free = 0,
     /// The kernel is armed: its next report becomes an entry.
-    Armed,
+    Armed = 1,
     /// A one-shot registration that delivered its entry; waits for ENABLE.
-    Fired,
+    Fired = 2,
     /// A persistent registration that delivered its entry; re-armed when the thread that
     /// received it calls again.
-    Pending,
+    Pending = 3,
     /// DISABLE'd; waits for ENABLE.
-    Disabled,
+    Disabled = 4,
 }
 
 /// Whether a registration's socket is a datagram socket, asked only when its filter has
 /// HANGUP (rule 14).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 enum Kind {
     #[default]
-    Unknown,
-    Stream,
-    Datagram,
+    Unknown = 0,
+    Stream = 1,
+    Datagram = 2,
 }
 
-/// One registration's state, under its slot's lock.
-#[derive(Clone, Copy, Debug, Default)]
-struct State {
-    generation: u32,
-    arm: Arm,
+/// A registration's state as delivery sees it, in one atomic word: the generation (bits
+/// 0-31), [`Arm`] (32-34), detached (35), parked (36), [`Kind`] (37-38), the filter
+/// (40-47) and the trigger (48-55).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Word(u64);
+
+impl Word {
+    const DETACHED: u64 = 1 << 35;
+    const PARKED: u64 = 1 << 36;
+
+    fn generation(self) -> u32 {
+        self.0 as u32
+    }
+
+    fn with_generation(self, generation: u32) -> Word {
+        Word(self.0 & !u64::from(u32::MAX) | u64::from(generation))
+    }
+
+    fn arm(self) -> Arm {
+        match (self.0 >> 32) & 7 {
+            1 => Arm::Armed,
+            2 => Arm::Fired,
+            3 => Arm::Pending,
+            4 => Arm::Disabled,
+            _ => Arm::Free,
+        }
+    }
+
+    fn with_arm(self, arm: Arm) -> Word {
+        Word(self.0 & !(7 << 32) | (arm as u64) << 32)
+    }
+
+    fn live(self) -> bool {
+        self.arm() != Arm::Free
+    }
+
     /// The registered descriptor no longer names the socket (see the module docs).
-    detached: bool,
+    fn detached(self) -> bool {
+        self.0 & Self::DETACHED != 0
+    }
+
+    fn with_detached(self, detached: bool) -> Word {
+        Word(if detached {
+            self.0 | Self::DETACHED
+        } else {
+            self.0 & !Self::DETACHED
+        })
+    }
+
     /// The kernel interest is parked (see [`Interest::parked`]).
-    parked: bool,
-    kind: Kind,
-    filter: u8,
-    trigger: u8,
-    fd: Socket,
-    key: usize,
-    identity: u64,
-}
-
-impl State {
-    fn live(&self) -> bool {
-        self.arm != Arm::Free
+    fn parked(self) -> bool {
+        self.0 & Self::PARKED != 0
     }
 
-    fn filter(&self) -> Events {
-        Events::from_bits_retain(u16::from(self.filter))
+    fn with_parked(self, parked: bool) -> Word {
+        Word(if parked {
+            self.0 | Self::PARKED
+        } else {
+            self.0 & !Self::PARKED
+        })
     }
 
-    fn trigger(&self) -> Trigger {
-        Trigger::from_bits_retain(self.trigger)
+    fn kind(self) -> Kind {
+        match (self.0 >> 37) & 3 {
+            1 => Kind::Stream,
+            2 => Kind::Datagram,
+            _ => Kind::Unknown,
+        }
     }
 
-    fn interest(&self) -> Interest {
+    fn with_kind(self, kind: Kind) -> Word {
+        Word(self.0 & !(3 << 37) | (kind as u64) << 37)
+    }
+
+    fn filter(self) -> Events {
+        Events::from_bits_retain(((self.0 >> 40) & 0xff) as u16)
+    }
+
+    fn trigger(self) -> Trigger {
+        Trigger::from_bits_retain((self.0 >> 48) as u8)
+    }
+
+    fn with_interest(self, filter: Events, trigger: Trigger) -> Word {
+        Word(
+            self.0 & !(0xffff << 40)
+                | u64::from(filter.bits() as u8) << 40
+                | u64::from(trigger.bits()) << 48,
+        )
+    }
+
+    fn interest(self) -> Interest {
         Interest::of(self.filter(), self.trigger())
     }
+}
+
+/// What only the lock holder reads and writes: how the kernel knows the socket.
+#[derive(Clone, Copy, Debug, Default)]
+struct State {
+    fd: Socket,
+    identity: u64,
 }
 
 /// One registration's slot.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
+    /// Written by delivery (armed to fired or pending) and by the lock holder.
+    word: AtomicU64,
+    /// The registration's key, fixed for its life; written before the word that makes it
+    /// live is published.
+    key: KeyCell,
     state: Mutex<State>,
+}
+
+impl Slot {
+    fn load(&self) -> Word {
+        Word(self.word.load(Ordering::Acquire))
+    }
+
+    fn store(&self, word: Word) {
+        self.word.store(word.0, Ordering::Release);
+    }
+
+    /// Changes the word by `f` (the lock holder's change; delivery may fire the word in
+    /// between, and `f` sees that). Returns the new word.
+    fn update(&self, f: impl Fn(Word) -> Word) -> Word {
+        let mut current = self.load();
+        loop {
+            let new = f(current);
+            match self.word.compare_exchange_weak(
+                current.0,
+                new.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return new,
+                Err(actual) => current = Word(actual),
+            }
+        }
+    }
+
+    fn key(&self) -> usize {
+        self.key.load(Ordering::Acquire)
+    }
 }
 
 /// What the slab's index bookkeeping needs a lock for.
@@ -197,18 +324,19 @@ impl Registry {
         live.saturating_sub(self.detached.load(Ordering::Relaxed))
     }
 
-    /// Marks `st` detached: its registered descriptor no longer names its socket.
-    fn detach(&self, st: &mut State) {
-        if !st.detached {
-            st.detached = true;
+    /// Marks `slot` detached: its registered descriptor no longer names its socket (its
+    /// lock held). Delivery stops at once.
+    fn detach(&self, slot: &Slot) {
+        if !slot.load().detached() {
+            slot.update(|w| w.with_detached(true));
             self.detached.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Clears `st`'s detached mark (it is freed, or re-attached).
-    fn attach(&self, st: &mut State) {
-        if st.detached {
-            st.detached = false;
+    /// Clears `slot`'s detached mark (it is freed, or re-attached; its lock held).
+    fn attach(&self, slot: &Slot) {
+        if slot.load().detached() {
+            slot.update(|w| w.with_detached(false));
             self.detached.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -257,6 +385,7 @@ impl Registry {
     }
 
     /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
+    /// A load and a compare-exchange of the slot's word; no lock (module docs).
     ///
     /// A report with nothing the filter wants (a hang-up without `HANGUP` in the filter)
     /// would come back at once under one-shot level interest re-armed, for ever. Such a
@@ -267,43 +396,77 @@ impl Registry {
     pub(crate) fn deliver(&self, selector: &Selector, event: RawEvent) -> Option<Delivery> {
         let (index, generation) = split(event.token);
         let slot = self.slots.get(index as usize)?;
-        let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        // A detached registration delivers nothing: its kernel item may be edge-armed on a
-        // socket that a duplicate keeps open (rule 7: at most one stale entry, the one that
-        // led to the detection).
-        if st.generation != generation || st.arm != Arm::Armed || st.detached {
-            return None;
-        }
-        let events = event
-            .readiness
-            .events(st.filter(), st.kind == Kind::Datagram);
-        if events.is_empty() {
-            // Edge interest reports a lasting condition once: nothing to do then.
-            if st.interest().oneshot && !st.parked && !st.detached {
-                st.parked = true;
-                let interest = Interest::parked(st.filter());
-                let mut change = [Change::new(st.fd, event.token, Op::Arm(interest))];
-                selector.apply(&mut change);
-                if change[0].result == Err(ChangeError::Gone) {
-                    self.detach(&mut st);
-                }
+        let mut word = slot.load();
+        loop {
+            // A detached registration delivers nothing: its kernel item may be edge-armed
+            // on a socket that a duplicate keeps open (rule 7: at most one stale entry, the
+            // one that led to the detection).
+            if word.generation() != generation || word.arm() != Arm::Armed || word.detached() {
+                return None;
             }
-            return None;
+            let events = event
+                .readiness
+                .events(word.filter(), word.kind() == Kind::Datagram);
+            if events.is_empty() {
+                self.park(selector, slot, event.token);
+                return None;
+            }
+            let trigger = word.trigger();
+            let next = if trigger.is_oneshot() {
+                Arm::Fired
+            } else if trigger.is_edge() {
+                Arm::Armed
+            } else {
+                Arm::Pending
+            };
+            // Read before the compare-exchange, which (as a release) it cannot pass: if
+            // the slot was freed and taken by a new registration meanwhile, the exchange
+            // fails.
+            let key = slot.key();
+            let fired = word.with_arm(next);
+            match slot.word.compare_exchange_weak(
+                word.0,
+                fired.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    // Owed at the receiving thread's next call: a persistent level
+                    // registration's re-arm; a parked one-shot's disarm; and for a
+                    // persistent edge registration, whose kernel interest stays armed, a
+                    // check that its descriptor still names the socket, so that a
+                    // registered descriptor closed while a duplicate keeps the socket open
+                    // yields at most one stale entry (rule 7).
+                    let owed = next != Arm::Fired || word.parked();
+                    let entry = CompletionEntry::notification(key, events);
+                    return Some((entry, owed.then_some(event.token)));
+                }
+                Err(actual) => word = Word(actual),
+            }
         }
-        let trigger = st.trigger();
-        if trigger.is_oneshot() {
-            st.arm = Arm::Fired;
-        } else if !trigger.is_edge() {
-            st.arm = Arm::Pending;
+    }
+
+    /// Parks the one-shot registration `token` names (a report with nothing its filter
+    /// wants), under its lock: the rare path of delivery.
+    fn park(&self, selector: &Selector, slot: &Slot, token: u64) {
+        let st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        let word = slot.load();
+        // Edge interest reports a lasting condition once: nothing to do then.
+        if u64::from(word.generation()) != token >> 32
+            || word.arm() != Arm::Armed
+            || word.detached()
+            || word.parked()
+            || !word.interest().oneshot
+        {
+            return;
         }
-        // Owed at the receiving thread's next call: a persistent level registration's
-        // re-arm; a parked one-shot's disarm; and for a persistent edge registration,
-        // whose kernel interest stays armed, a check that its descriptor still names the
-        // socket, so that a registered descriptor closed while a duplicate keeps the
-        // socket open yields at most one stale entry (rule 7).
-        let owed = st.arm != Arm::Fired || st.parked;
-        let entry = CompletionEntry::notification(st.key, events);
-        Some((entry, owed.then_some(event.token)))
+        slot.update(|w| w.with_parked(true));
+        let interest = Interest::parked(word.filter());
+        let mut change = [Change::new(st.fd, token, Op::Arm(interest))];
+        selector.apply(&mut change);
+        if change[0].result == Err(ChangeError::Gone) {
+            self.detach(slot);
+        }
     }
 
     /// Ends every registration (the port is closing): no entries, no claims left.
@@ -320,12 +483,14 @@ impl Registry {
         };
         let mut identities = Vec::new();
         for slot in self.slots.iter(high as usize) {
-            let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.live() {
+            let st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.load().live() {
                 identities.push(st.identity);
-                self.attach(&mut st);
-                st.generation = st.generation.wrapping_add(1);
-                st.arm = Arm::Free;
+                self.attach(slot);
+                slot.update(|w| {
+                    w.with_generation(w.generation().wrapping_add(1))
+                        .with_arm(Arm::Free)
+                });
             }
         }
         owners::release_all(self.port, identities.into_iter());
@@ -335,28 +500,28 @@ impl Registry {
 /// A registration change waiting for its kernel operation, with its slot's lock.
 struct Held<'r> {
     st: MutexGuard<'r, State>,
+    slot: &'r Slot,
     index: u32,
     /// The request's position in the caller's batch; `None` for a deferred re-arm.
     position: Option<usize>,
     request: Request,
     action: Action,
+    /// The word before a change that published its new state ahead of its kernel
+    /// operation (module docs), to go back to if the operation fails.
+    before: Option<Word>,
 }
 
 /// What a held change does once the kernel has answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
-    /// A new registration (the slot's state is already filled in).
+    /// A new registration (its word is published already).
     Create,
-    /// ENABLE of a registration: new filter and trigger, armed.
-    Enable {
-        filter: Events,
-        trigger: Trigger,
-    },
-    /// ENABLE through another descriptor of a detached registration's socket.
+    /// ENABLE of a registration: new filter and trigger, armed (published already).
+    Enable,
+    /// ENABLE through another descriptor of a detached registration's socket (published
+    /// already, but for the descriptor).
     Reattach {
         fd: Socket,
-        filter: Events,
-        trigger: Trigger,
     },
     Disable,
     /// REMOVE; `named` when the caller's descriptor was just checked to name the socket,
@@ -364,8 +529,8 @@ enum Action {
     Remove {
         named: bool,
     },
-    /// What a delivered entry owed: a persistent registration's re-arm or check, a parked
-    /// one-shot's disarm.
+    /// What a delivered entry owed: a persistent registration's re-arm (published
+    /// already) or check, a parked one-shot's disarm.
     Rearm,
 }
 
@@ -388,37 +553,54 @@ struct Batch<'r, 'c> {
     removed: &'c mut Vec<CompletionEntry>,
 }
 
+/// Whether a registration's socket is a datagram socket, if its filter needs to know.
+fn kind_for(fd: Socket, filter: Events, known: Kind) -> Result<Kind, Failure> {
+    if known != Kind::Unknown || !filter.contains(Events::HANGUP) {
+        return Ok(known);
+    }
+    match sys::is_datagram(fd) {
+        Ok(true) => Ok(Kind::Datagram),
+        Ok(false) => Ok(Kind::Stream),
+        Err(e) => Err(Failure::from_errno(fd, &e)),
+    }
+}
+
 impl<'r> Batch<'r, '_> {
     /// Locks slot `index`, first applying and releasing the held changes if the lock is
     /// taken (by another thread, or by a change of this batch).
-    fn lock(&mut self, index: u32) -> MutexGuard<'r, State> {
+    fn lock(&mut self, index: u32) -> (&'r Slot, MutexGuard<'r, State>) {
         let slot = self.registry.slot(index);
-        match slot.state.try_lock() {
+        let st = match slot.state.try_lock() {
             Ok(st) => st,
             Err(_) => {
                 self.flush();
                 slot.state.lock().unwrap_or_else(|e| e.into_inner())
             }
-        }
+        };
+        (slot, st)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn hold(
         &mut self,
-        st: MutexGuard<'r, State>,
+        (slot, st): (&'r Slot, MutexGuard<'r, State>),
         index: u32,
         position: Option<usize>,
         request: Request,
         action: Action,
+        before: Option<Word>,
         (fd, op): (Socket, Op),
     ) {
-        let t = token(index, st.generation);
+        let t = token(index, slot.load().generation());
         self.changes.push(Change::new(fd, t, op));
         self.held.push(Held {
             st,
+            slot,
             index,
             position,
             request,
             action,
+            before,
         });
     }
 
@@ -428,21 +610,47 @@ impl<'r> Batch<'r, '_> {
         }
     }
 
+    /// Publishes an armed word with `filter` and `trigger` ahead of the kernel operation
+    /// that arms (module docs); returns the word before, to go back to on failure.
+    fn publish_armed(slot: &Slot, filter: Events, trigger: Trigger, kind: Kind) -> Word {
+        let before = slot.load();
+        slot.update(|w| {
+            w.with_interest(filter, trigger)
+                .with_kind(kind)
+                .with_arm(Arm::Armed)
+                .with_parked(false)
+        });
+        before
+    }
+
     /// A deferred re-arm of the registration `token` names, if it is still owed.
     fn rearm(&mut self, token: u64) {
         let (index, generation) = split(token);
-        let st = self.lock(index);
-        if st.generation != generation || st.detached {
+        let (slot, st) = self.lock(index);
+        let word = slot.load();
+        if word.generation() != generation || word.detached() {
             return;
         }
-        let op = match st.arm {
-            Arm::Pending => Op::Arm(st.interest()),
-            Arm::Fired if st.parked => Op::Disarm,
-            Arm::Armed if !st.interest().oneshot => Op::Check,
+        let (op, before) = match word.arm() {
+            Arm::Pending => {
+                // Published first: the re-arm's report must find it armed.
+                slot.update(|w| w.with_arm(Arm::Armed).with_parked(false));
+                (Op::Arm(word.interest()), Some(word))
+            }
+            Arm::Fired if word.parked() => (Op::Disarm, None),
+            Arm::Armed if !word.interest().oneshot => (Op::Check, None),
             _ => return,
         };
         let fd = st.fd;
-        self.hold(st, index, None, Request::None, Action::Rearm, (fd, op));
+        self.hold(
+            (slot, st),
+            index,
+            None,
+            Request::None,
+            Action::Rearm,
+            before,
+            (fd, op),
+        );
     }
 
     /// Starts one request: through the descriptor it was registered with when that is
@@ -453,26 +661,48 @@ impl<'r> Batch<'r, '_> {
             return self.result(Some(position), Ok(()));
         };
         if let Some(index) = self.registry.lookup(fd) {
-            let st = self.lock(index);
-            if st.live() && st.fd == fd && !st.detached {
+            let (slot, st) = self.lock(index);
+            let word = slot.load();
+            if word.live() && st.fd == fd && !word.detached() {
+                let key = slot.key();
                 let action = match request {
                     Request::Enable {
-                        key,
+                        key: asked,
                         filter,
                         trigger,
                         ..
-                    } if key == st.key => Some((
-                        Action::Enable { filter, trigger },
-                        Op::Arm(Interest::of(filter, trigger)),
-                    )),
-                    Request::Disable { .. } => Some((Action::Disable, Op::Disarm)),
-                    Request::Remove { .. } => Some((Action::Remove { named: false }, Op::Delete)),
+                    } if asked == key => match kind_for(fd, filter, word.kind()) {
+                        Ok(kind) => {
+                            let before = Self::publish_armed(slot, filter, trigger, kind);
+                            Some((
+                                Action::Enable,
+                                Some(before),
+                                Op::Arm(Interest::of(filter, trigger)),
+                            ))
+                        }
+                        Err(failure) => {
+                            drop(st);
+                            return self.result(Some(position), Err(failure));
+                        }
+                    },
+                    Request::Disable { .. } => Some((Action::Disable, None, Op::Disarm)),
+                    Request::Remove { .. } => {
+                        Some((Action::Remove { named: false }, None, Op::Delete))
+                    }
                     // Another key: whether that is an error depends on the socket `fd`
                     // names now.
                     _ => None,
                 };
-                if let Some((action, op)) = action {
-                    return self.hold(st, index, Some(position), request, action, (fd, op));
+                if let Some((action, before, op)) = action {
+                    return self.hold(
+                        (slot, st),
+                        index,
+                        Some(position),
+                        request,
+                        action,
+                        before,
+                        (fd, op),
+                    );
                 }
             }
         }
@@ -512,8 +742,9 @@ impl<'r> Batch<'r, '_> {
             };
             return self.result(Some(position), Err(failure));
         }
-        let mut st = self.lock(index);
-        if !st.live() || st.identity != identity {
+        let (slot, st) = self.lock(index);
+        let word = slot.load();
+        if !word.live() || st.identity != identity {
             // Freed meanwhile (by an earlier change of this batch, or by another thread):
             // start again from what the table says now, before anything later in the batch.
             drop(st);
@@ -522,45 +753,65 @@ impl<'r> Batch<'r, '_> {
         }
         // Through the registered descriptor, or through `fd` to re-attach a detached one.
         let via = st.fd;
-        let (action, change) = match request {
-            Request::Enable { key, .. } if key != st.key => {
+        let (action, before, change) = match request {
+            Request::Enable { key, .. } if key != slot.key() => {
                 drop(st);
                 return self.result(Some(position), Err(Failure::KeyChange(fd)));
             }
             Request::Enable {
                 filter, trigger, ..
-            } if st.detached => (
-                Action::Reattach {
-                    fd,
-                    filter,
-                    trigger,
-                },
-                (fd, Op::Add(Interest::of(filter, trigger))),
-            ),
-            Request::Enable {
-                filter, trigger, ..
-            } => (
-                Action::Enable { filter, trigger },
-                (via, Op::Arm(Interest::of(filter, trigger))),
-            ),
-            Request::Disable { .. } if st.detached => {
-                st.arm = Arm::Disabled;
+            } => {
+                let kind = match kind_for(fd, filter, word.kind()) {
+                    Ok(kind) => kind,
+                    Err(failure) => {
+                        drop(st);
+                        return self.result(Some(position), Err(failure));
+                    }
+                };
+                let interest = Interest::of(filter, trigger);
+                if word.detached() {
+                    // Attached before the kernel has the new descriptor, so that its first
+                    // report is delivered (the old item's, meanwhile, reports the same
+                    // socket); detached again if the kernel refuses.
+                    let before = Self::publish_armed(slot, filter, trigger, kind);
+                    self.registry.attach(slot);
+                    (
+                        Action::Reattach { fd },
+                        Some(before),
+                        (fd, Op::Add(interest)),
+                    )
+                } else {
+                    let before = Self::publish_armed(slot, filter, trigger, kind);
+                    (Action::Enable, Some(before), (via, Op::Arm(interest)))
+                }
+            }
+            Request::Disable { .. } if word.detached() => {
+                slot.update(|w| w.with_arm(Arm::Disabled));
                 drop(st);
                 return self.result(Some(position), Ok(()));
             }
-            Request::Disable { .. } => (Action::Disable, (via, Op::Disarm)),
-            Request::Remove { .. } if st.detached => {
-                self.free(&mut st, index);
-                let key = st.key;
+            Request::Disable { .. } => (Action::Disable, None, (via, Op::Disarm)),
+            Request::Remove { .. } if word.detached() => {
+                let mut st = st;
+                self.free(slot, &mut st, index);
+                let key = slot.key();
                 drop(st);
                 self.removed
                     .push(CompletionEntry::notification(key, Events::REMOVE));
                 return self.result(Some(position), Ok(()));
             }
-            Request::Remove { .. } => (Action::Remove { named: true }, (via, Op::Delete)),
+            Request::Remove { .. } => (Action::Remove { named: true }, None, (via, Op::Delete)),
             Request::None => return,
         };
-        self.hold(st, index, Some(position), request, action, change);
+        self.hold(
+            (slot, st),
+            index,
+            Some(position),
+            request,
+            action,
+            before,
+            change,
+        );
     }
 
     /// ENABLE of a socket with no registration (rule 1).
@@ -579,23 +830,19 @@ impl<'r> Batch<'r, '_> {
         // freed if the socket is gone, detached if a duplicate keeps it open (the kernel
         // still has its item then), so that a REMOVE through the duplicate still works.
         if let Some(old) = self.registry.lookup(fd) {
-            let mut st = self.lock(old);
-            if st.live() && st.fd == fd && st.identity != identity {
+            let (slot, mut st) = self.lock(old);
+            let word = slot.load();
+            if word.live() && st.fd == fd && st.identity != identity {
                 match self.selector.holds_other_file(fd) {
-                    Some(true) if !st.detached => self.registry.detach(&mut st),
+                    Some(true) if !word.detached() => self.registry.detach(slot),
                     Some(true) => {}
-                    _ => self.free(&mut st, old),
+                    _ => self.free(slot, &mut st, old),
                 }
             }
         }
-        let kind = if filter.contains(Events::HANGUP) {
-            match sys::is_datagram(fd) {
-                Ok(true) => Kind::Datagram,
-                Ok(false) => Kind::Stream,
-                Err(e) => return self.result(Some(position), Err(Failure::from_errno(fd, &e))),
-            }
-        } else {
-            Kind::Unknown
+        let kind = match kind_for(fd, filter, Kind::Unknown) {
+            Ok(kind) => kind,
+            Err(failure) => return self.result(Some(position), Err(failure)),
         };
         let index = {
             let mut table = self.registry.table();
@@ -628,30 +875,39 @@ impl<'r> Batch<'r, '_> {
             }
             return self.result(Some(position), Err(Failure::OtherPort(fd)));
         }
-        let mut st = self.lock(index);
-        *st = State {
-            generation: st.generation,
-            arm: Arm::Armed,
-            detached: false,
-            parked: false,
-            kind,
-            filter: filter.bits() as u8,
-            trigger: trigger.bits(),
-            fd,
-            key,
-            identity,
-        };
+        let (slot, mut st) = self.lock(index);
+        *st = State { fd, identity };
+        slot.key.store(key, Ordering::Release);
+        // Published before the kernel has the socket: its first report finds it armed.
+        let generation = slot.load().generation();
+        slot.store(
+            Word::default()
+                .with_generation(generation)
+                .with_interest(filter, trigger)
+                .with_kind(kind)
+                .with_arm(Arm::Armed),
+        );
         self.registry.set_fd(fd, Some(index));
         let op = Op::Add(Interest::of(filter, trigger));
-        self.hold(st, index, Some(position), request, Action::Create, (fd, op));
+        self.hold(
+            (slot, st),
+            index,
+            Some(position),
+            request,
+            Action::Create,
+            None,
+            (fd, op),
+        );
     }
 
-    /// Ends the registration in `st` (slot `index`): its tokens go stale, its claim and
-    /// its descriptor entry go.
-    fn free(&self, st: &mut State, index: u32) {
-        self.registry.attach(st);
-        st.generation = st.generation.wrapping_add(1);
-        st.arm = Arm::Free;
+    /// Ends the registration in `slot` (index `index`, its lock held as `st`): its tokens
+    /// go stale, its claim and its descriptor entry go.
+    fn free(&self, slot: &Slot, st: &mut State, index: u32) {
+        self.registry.attach(slot);
+        slot.update(|w| {
+            w.with_generation(w.generation().wrapping_add(1))
+                .with_arm(Arm::Free)
+        });
         let owner = Owner {
             port: self.registry.port,
             slot: index,
@@ -689,75 +945,82 @@ impl<'r> Batch<'r, '_> {
         }
     }
 
-    /// Gives up a held change the backend did not apply: a new slot goes back, the lock
-    /// goes, and the request is to be started again.
+    /// Puts back the word a held change published ahead of its kernel operation, which
+    /// failed or was not applied. A delivery that fired the published word meanwhile
+    /// stands (it reported what the socket was doing while the change was under way), so
+    /// then only the filter and trigger go back.
+    fn revert(&self, held: &Held<'_>) {
+        let Some(before) = held.before else {
+            return;
+        };
+        held.slot.update(|w| {
+            let w = if w.arm() == Arm::Armed || before.arm() != Arm::Armed {
+                before
+            } else {
+                before.with_arm(w.arm())
+            };
+            // The detached mark goes back through `detach`, which counts it.
+            w.with_detached(false)
+        });
+        if before.detached() {
+            self.registry.detach(held.slot);
+        }
+    }
+
+    /// Gives up a held change the backend did not apply: its published word goes back, a
+    /// new slot goes back, the lock goes, and the request is to be started again.
     fn unhold(&mut self, mut held: Held<'r>) -> (Redo, Request) {
         let redo = match held.position {
             Some(position) => Redo::Request(position),
-            None => Redo::Rearm(token(held.index, held.st.generation)),
+            None => Redo::Rearm(token(held.index, held.slot.load().generation())),
         };
+        self.revert(&held);
         if held.action == Action::Create {
             let index = held.index;
-            self.free(&mut held.st, index);
+            self.free(held.slot, &mut held.st, index);
         }
         (redo, held.request)
     }
 
     fn settle(&mut self, held: &mut Held<'r>, result: Result<(), ChangeError>) {
-        let st = &mut held.st;
+        let slot = held.slot;
         let position = held.position;
+        if result.is_err() {
+            self.revert(held);
+        }
+        let st = &mut held.st;
         match (held.action, result) {
             (Action::Create, Ok(())) => self.result(position, Ok(())),
             (Action::Create, Err(e)) => {
                 let fd = st.fd;
-                self.free(st, held.index);
+                self.free(slot, st, held.index);
                 self.result(position, Err(failure(fd, e)));
             }
-            (Action::Enable { filter, trigger }, Ok(())) => {
-                if let Err(f) = self.arm(st, filter, trigger) {
-                    return self.result(position, Err(f));
-                }
-                self.result(position, Ok(()));
-            }
-            (
-                Action::Reattach {
-                    fd,
-                    filter,
-                    trigger,
-                },
-                Ok(()),
-            ) => {
+            (Action::Enable, Ok(())) => self.result(position, Ok(())),
+            (Action::Reattach { fd }, Ok(())) => {
                 let old = st.fd;
                 st.fd = fd;
-                self.registry.attach(st);
-                let registry = self.registry;
-                registry.move_fd(old, fd, held.index);
-                if let Err(f) = self.arm(st, filter, trigger) {
-                    return self.result(position, Err(f));
-                }
+                self.registry.attach(slot);
+                self.registry.move_fd(old, fd, held.index);
                 self.result(position, Ok(()));
             }
             (Action::Disable, Ok(())) => {
-                st.arm = Arm::Disabled;
-                st.parked = false;
+                slot.update(|w| w.with_arm(Arm::Disabled).with_parked(false));
                 self.result(position, Ok(()));
             }
             (Action::Remove { .. }, Ok(()))
             | (Action::Remove { named: true }, Err(ChangeError::Gone)) => {
-                self.free(st, held.index);
-                let key = st.key;
+                self.free(slot, st, held.index);
+                let key = slot.key();
                 self.removed
                     .push(CompletionEntry::notification(key, Events::REMOVE));
                 self.result(position, Ok(()));
             }
             (Action::Rearm, Ok(())) => {
-                if st.arm == Arm::Pending {
-                    st.arm = Arm::Armed;
-                }
                 // A persistent edge registration is never parked (its check leaves it so).
-                st.parked = false;
+                slot.update(|w| w.with_parked(false));
             }
-            (Action::Rearm, Err(ChangeError::Gone)) => self.registry.detach(st),
+            (Action::Rearm, Err(ChangeError::Gone)) => self.registry.detach(slot),
             (Action::Rearm, Err(ChangeError::Os(_))) => {
                 // Left as it was (rule 21: the next ENABLE re-arms it); nothing is queued
                 // for a caller to see.
@@ -765,7 +1028,7 @@ impl<'r> Batch<'r, '_> {
             (_, Err(ChangeError::Gone)) => {
                 // The registered descriptor no longer names the socket: the registration
                 // is detached, and the request starts again through what `fd` names now.
-                self.registry.detach(st);
+                self.registry.detach(slot);
                 if let Some(position) = position {
                     self.retries.push((Redo::Request(position), held.request));
                 }
@@ -777,22 +1040,6 @@ impl<'r> Batch<'r, '_> {
             // `flush` starts such a change again before it would be settled.
             (_, Err(ChangeError::NotApplied)) => {}
         }
-    }
-
-    /// Records the new filter and trigger of an armed registration.
-    fn arm(&self, st: &mut State, filter: Events, trigger: Trigger) -> Result<(), Failure> {
-        if filter.contains(Events::HANGUP) && st.kind == Kind::Unknown {
-            st.kind = match sys::is_datagram(st.fd) {
-                Ok(true) => Kind::Datagram,
-                Ok(false) => Kind::Stream,
-                Err(e) => return Err(Failure::from_errno(st.fd, &e)),
-            };
-        }
-        st.filter = filter.bits() as u8;
-        st.trigger = trigger.bits();
-        st.arm = Arm::Armed;
-        st.parked = false;
-        Ok(())
     }
 
     /// Applies everything still held.
@@ -1004,6 +1251,28 @@ mod model {
         });
     }
 
+    /// The state an ENABLE publishes reaches delivery before the report its kernel
+    /// operation provokes: a one-shot registration that fired is re-armed by one thread
+    /// while another harvests and validates at once. The readable socket yields exactly one
+    /// entry, during the re-arm or after it; publishing after the kernel operation loses
+    /// it when the validation falls in between.
+    #[test]
+    fn a_rearm_is_published_before_its_report() {
+        model(|| {
+            let fx = fixture();
+            assert!(fx.registry.deliver(&fx.selector, fx.harvested).is_some());
+            let validator = {
+                let fx = fx.clone();
+                thread::spawn(move || harvest(&fx))
+            };
+            assert_eq!(apply(&fx, enable(fx.fd, Events::IN)).0, Ok(()));
+            let during = validator.join().unwrap();
+            let after = harvest(&fx);
+            assert_eq!(during + after, 1, "one entry per arm ({during} + {after})");
+            fx.registry.close();
+        });
+    }
+
     /// Issue 10, rows a and b: one thread re-arms a one-shot registration and another
     /// disables it, at once, while a third validates the first arm's report. Whatever the
     /// order, each change reached the kernel under the slot's lock, so afterwards the
@@ -1027,7 +1296,7 @@ mod model {
                 assert_eq!(t.join().unwrap(), Ok(()));
             }
             let index = fx.registry.lookup(fx.fd).expect("registered");
-            let arm = fx.registry.slot(index).state.lock().unwrap().arm;
+            let arm = fx.registry.slot(index).load().arm();
             let fresh = harvest(&fx);
             match arm {
                 Arm::Armed => assert_eq!(fresh, 1, "armed, yet the kernel is silent"),

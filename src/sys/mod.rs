@@ -371,6 +371,8 @@ impl Selector {
     }
 
     pub(crate) fn apply(&self, changes: &mut [Change]) {
+        #[cfg(loom)]
+        crate::sync::kernel_edge();
         dispatch!(self, s => s.apply(changes))
     }
 
@@ -380,7 +382,10 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        dispatch!(self, s => s.wait(out, max, timeout))
+        let waited = dispatch!(self, s => s.wait(out, max, timeout));
+        #[cfg(loom)]
+        crate::sync::kernel_edge();
+        waited
     }
 
     /// Whether the selector still watches another open file under descriptor number `fd`
