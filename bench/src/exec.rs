@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::child;
@@ -27,6 +27,9 @@ pub struct Runner {
 pub struct ChildResult {
     pub fields: Vec<(String, f64)>,
     pub syscalls: Option<u64>,
+    /// Every event the [`Perf`] counted, in its order (the first is `syscalls`); empty
+    /// without perf.
+    pub counts: Vec<Option<u64>>,
 }
 
 impl Runner {
@@ -45,19 +48,65 @@ impl Runner {
     pub fn run(&self, job: &Job, perf: Option<&Perf>) -> Result<ChildResult, String> {
         let mut args = vec![child::COMMAND.to_string()];
         args.extend(job.to_args());
-        let (mut command, wrapped) = match perf {
+        self.run_args(&args, job.warmup + job.duration, perf)
+    }
+
+    /// Runs this program with `args` (a subcommand and its options) that plans to take
+    /// `planned`; under `perf` when given.
+    ///
+    /// # Errors
+    /// A message with the end of the child's standard error when it failed.
+    pub fn run_args(
+        &self,
+        args: &[String],
+        planned: Duration,
+        perf: Option<&Perf>,
+    ) -> Result<ChildResult, String> {
+        let (command, wrapped) = match perf {
             Some(p) => {
                 let (command, wrapped) = p
-                    .wrap("child", &self.program, &args)
+                    .wrap("child", &self.program, args)
                     .map_err(|e| format!("cannot set up perf: {e}"))?;
                 (command, Some(wrapped))
             }
             None => {
                 let mut c = Command::new(&self.program);
-                c.args(&args);
+                c.args(args);
                 (c, None)
             }
         };
+        let (status, stdout, stderr) = self.finish(command, planned)?;
+        let counts = wrapped.as_ref().map(|w| w.counts()).unwrap_or_default();
+        let syscalls = counts.first().copied().flatten();
+        if !status.success() {
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!("child failed ({status}): {}", tail.join(" | ")));
+        }
+        let fields = child::parse_result(&stdout)
+            .ok_or_else(|| format!("child printed no RESULT line: {stdout:?}"))?;
+        Ok(ChildResult {
+            fields,
+            syscalls,
+            counts,
+        })
+    }
+
+    /// This program, for a caller that wraps it in a tool of its own (valgrind).
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Runs `command` to its end (killing it `LIMIT` past `planned`); its exit status,
+    /// standard output and standard error.
+    ///
+    /// # Errors
+    /// It could not start, or ran out of time.
+    pub fn finish(
+        &self,
+        mut command: Command,
+        planned: Duration,
+    ) -> Result<(ExitStatus, String, String), String> {
         let out_path = self.dir.join("child.out");
         let err_path = self.dir.join("child.err");
         let out = File::create(&out_path).map_err(|e| e.to_string())?;
@@ -70,7 +119,7 @@ impl Runner {
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start a child: {e}"))?;
-        let deadline = Instant::now() + job.warmup + job.duration + LIMIT;
+        let deadline = Instant::now() + planned + LIMIT;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
@@ -88,15 +137,7 @@ impl Runner {
         };
         let stdout = fs::read_to_string(&out_path).unwrap_or_default();
         let stderr = fs::read_to_string(&err_path).unwrap_or_default();
-        let syscalls = wrapped.as_ref().and_then(|w| w.count());
-        if !status.success() {
-            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(format!("child failed ({status}): {}", tail.join(" | ")));
-        }
-        let fields = child::parse_result(&stdout)
-            .ok_or_else(|| format!("child printed no RESULT line: {stdout:?}"))?;
-        Ok(ChildResult { fields, syscalls })
+        Ok((status, stdout, stderr))
     }
 }
 

@@ -9,6 +9,7 @@
 //! ```text
 //! cargo run --release -p socknotify-bench -- [--smoke] [--out DIR] [--reps N] ...
 //! cargo run --release -p socknotify-bench -- --help
+//! cargo run --release -p socknotify-bench -- hotpath   # issue 11's hot-path table
 //! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -19,6 +20,7 @@ mod child;
 mod contender;
 mod exec;
 mod harness;
+mod hotpath;
 mod http;
 mod job;
 mod options;
@@ -35,6 +37,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some(child::COMMAND) => child::main(&args[1..]),
         Some(http::COMMAND) => http::main(&args[1..]),
+        Some(hotpath::COMMAND) => hotpath::main(&args[1..]),
+        Some(hotpath::probe::COMMAND) => hotpath::probe::main(&args[1..]),
         _ => harness::main(&args),
     };
     match result {

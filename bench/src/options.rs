@@ -98,6 +98,10 @@ OPTIONS:
     --wrk-threads N       wrk's threads [default: 2]
     --help                this text
 
+issue 11's hot-path figures (instructions per entry, futex calls per message,
+zero-timeout dequeue), one table in about a minute; needs valgrind and perf:
+    cargo run --release -p socknotify-bench -- hotpath [--smoke] [--reps N]
+
 The http workload needs wrk (Debian: apt-get install wrk); without it, it is skipped
 with a note (an error when --only asks for it).
 

@@ -1,4 +1,5 @@
-//! Counting system calls with `perf stat -e raw_syscalls:sys_enter`.
+//! Counting system calls with `perf stat -e raw_syscalls:sys_enter` (and, where asked,
+//! other tracepoints such as `syscalls:sys_enter_futex` in the same run).
 //!
 //! The parent starts a child under `perf stat -D -1 --control fifo:CTL,ACK`: counting starts
 //! disabled, and the child itself enables it when its measured window opens and disables it
@@ -14,7 +15,10 @@ use crate::sys;
 
 pub const CTL_ENV: &str = "SOCKNOTIFY_BENCH_PERF_CTL";
 pub const ACK_ENV: &str = "SOCKNOTIFY_BENCH_PERF_ACK";
-const EVENT: &str = "raw_syscalls:sys_enter";
+/// Every system call a thread enters.
+pub const SYSCALLS: &str = "raw_syscalls:sys_enter";
+/// `futex(2)` calls only.
+pub const FUTEX: &str = "syscalls:sys_enter_futex";
 
 /// The child's end of perf's control FIFOs.
 #[derive(Debug)]
@@ -75,6 +79,8 @@ impl Control {
 #[derive(Debug)]
 pub struct Perf {
     dir: PathBuf,
+    /// The tracepoints counted, [`SYSCALLS`] unless [`Perf::detect_events`] said otherwise.
+    events: Vec<&'static str>,
 }
 
 /// Where the count of a command wrapped in `perf stat` will be.
@@ -82,30 +88,40 @@ pub struct Perf {
 pub struct Wrapped {
     output: PathBuf,
     fifos: [PathBuf; 2],
+    events: Vec<&'static str>,
 }
 
 impl Perf {
     /// Checks that `perf stat -e raw_syscalls:sys_enter` works (the binary is there, the
     /// tracepoint exists, `perf_event_paranoid` allows it). `dir` holds its scratch files.
     pub fn detect(dir: &Path) -> Result<Perf, String> {
+        Perf::detect_events(dir, &[SYSCALLS])
+    }
+
+    /// As [`detect`](Perf::detect), counting each of `events` (tracepoints) in every run;
+    /// [`Wrapped::counts`] gives them in this order.
+    pub fn detect_events(dir: &Path, events: &[&'static str]) -> Result<Perf, String> {
+        let list = events.join(",");
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let out = dir.join("perf-probe.txt");
         let status = Command::new("perf")
-            .args(["stat", "-e", EVENT, "-x,", "-o"])
+            .args(["stat", "-e", &list, "-x,", "-o"])
             .arg(&out)
             .args(["--", "true"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .map_err(|e| format!("perf not runnable ({e}); install it (Debian: linux-perf)"))?;
-        let count = fs::read_to_string(&out).ok().and_then(|s| parse(&s));
+        let text = fs::read_to_string(&out).unwrap_or_default();
+        let counted = events.iter().all(|e| parse(&text, e).is_some());
         let _ = fs::remove_file(&out);
-        match (status.success(), count) {
-            (true, Some(_)) => Ok(Perf {
+        match (status.success(), counted) {
+            (true, true) => Ok(Perf {
                 dir: dir.to_path_buf(),
+                events: events.to_vec(),
             }),
             _ => Err(format!(
-                "perf stat -e {EVENT} does not count here (exit {status}); \
+                "perf stat -e {list} does not count here (exit {status}); \
                  check kernel.perf_event_paranoid and tracefs"
             )),
         }
@@ -153,13 +169,22 @@ impl Perf {
         control.push(&ack);
         let mut command = Command::new("perf");
         command
-            .args(["stat", "-e", EVENT, "-x,", "-D", "-1", "--control"])
+            .args([
+                "stat",
+                "-e",
+                &self.events.join(","),
+                "-x,",
+                "-D",
+                "-1",
+                "--control",
+            ])
             .arg(control)
             .arg("-o")
             .arg(&output);
         let wrapped = Wrapped {
             output,
             fifos: [ctl, ack],
+            events: self.events.clone(),
         };
         Ok((command, wrapped))
     }
@@ -171,38 +196,47 @@ impl Wrapped {
         Control::open(&self.fifos[0], &self.fifos[1])
     }
 
-    /// The counted system calls, once the command has finished; removes the scratch files.
+    /// The count of the first event (the system calls), once the command has finished;
+    /// removes the scratch files.
     pub fn count(&self) -> Option<u64> {
-        let n = fs::read_to_string(&self.output)
-            .ok()
-            .and_then(|s| parse(&s));
+        self.counts().into_iter().next().flatten()
+    }
+
+    /// The count of every event, in the order the [`Perf`] was detected with, once the
+    /// command has finished; removes the scratch files.
+    pub fn counts(&self) -> Vec<Option<u64>> {
+        let text = fs::read_to_string(&self.output).unwrap_or_default();
         let _ = fs::remove_file(&self.output);
         for f in &self.fifos {
             let _ = fs::remove_file(f);
         }
-        n
+        self.events.iter().map(|e| parse(&text, e)).collect()
     }
 }
 
-/// The count in `perf stat -x,` output: `12345,,raw_syscalls:sys_enter,...`.
-fn parse(text: &str) -> Option<u64> {
+/// The count of `event` in `perf stat -x,` output: `12345,,raw_syscalls:sys_enter,...`.
+fn parse(text: &str, event: &str) -> Option<u64> {
     text.lines()
-        .find(|l| l.contains(EVENT))
+        .find(|l| l.split(',').nth(2) == Some(event))
         .and_then(|l| l.split(',').next())
         .and_then(|n| n.trim().parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, FUTEX, SYSCALLS};
 
     #[test]
     fn parses_csv_counts() {
         let out = "# started on ...\n\n166613,,raw_syscalls:sys_enter,107303622,100.00,,\n";
-        assert_eq!(parse(out), Some(166_613));
+        assert_eq!(parse(out, SYSCALLS), Some(166_613));
         assert_eq!(
-            parse("<not counted>,,raw_syscalls:sys_enter,0,100.00,,"),
+            parse("<not counted>,,raw_syscalls:sys_enter,0,100.00,,", SYSCALLS),
             None
         );
+        let both =
+            "12,,raw_syscalls:sys_enter,1,100.00,,\n3,,syscalls:sys_enter_futex,1,100.00,,\n";
+        assert_eq!(parse(both, FUTEX), Some(3));
+        assert_eq!(parse(both, SYSCALLS), Some(12));
     }
 }

@@ -144,10 +144,13 @@ impl Run {
         let c1 = self.total();
         let elapsed = t0.elapsed();
         let cpu1 = sys::process_cpu_time()?;
-        self.phase.store(STOP, Ordering::Relaxed);
+        // perf stops counting while the workers still run, so that their stopping (a
+        // thread that finishes wakes the scope's owner through a futex) is not counted
+        // against the window's operations; `workers` stops them even if this fails.
         if let Some(p) = &self.perf {
             p.disable()?;
         }
+        self.phase.store(STOP, Ordering::Relaxed);
         Ok(Measured {
             count: c1 - c0,
             elapsed,

@@ -64,6 +64,13 @@ impl Epoll {
             Err(e) => Err(e),
         }
     }
+
+    /// `epoll_wait` with a zero timeout: what is ready now, without blocking.
+    pub fn wait_now(&self, events: &mut [libc::epoll_event]) -> io::Result<usize> {
+        let max = events.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        // SAFETY: `events` is valid for `max` writes of epoll_event.
+        syscall!(epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, 0)).map(|n| n as usize)
+    }
 }
 
 fn no_events() -> [libc::epoll_event; BATCH] {
