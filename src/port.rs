@@ -13,7 +13,7 @@ use crate::event::CompletionEntry;
 use crate::owners;
 use crate::queue::{Back, Enter, Gate, PortStats, NO_REARM};
 use crate::registration::{Registration, Request};
-use crate::registry::Registry;
+use crate::registry::{Registry, Spare};
 use crate::sys::{RawEvent, Selector, WAKE_TOKEN};
 
 /// Which kernel interface a port uses.
@@ -191,6 +191,8 @@ struct Scratch {
     requests: Vec<(usize, Request)>,
     /// REMOVE entries produced by one call.
     removed: Vec<CompletionEntry>,
+    /// The registry's batch buffers.
+    spare: Spare,
 }
 
 /// The port a thread is released on, and the persistent registrations whose entries it
@@ -264,6 +266,7 @@ impl Shared {
                 rearms,
                 &mut |position, result| registrations[position].set_result(result),
                 &mut scratch.removed,
+                &mut scratch.spare,
             );
             for entry in scratch.removed.drain(..) {
                 // Only a closed port refuses, and closing drops queued entries anyway.

@@ -439,12 +439,11 @@ impl Gate {
             entry,
             rearm: NO_REARM,
         });
-        // Closed meanwhile: `close` may have emptied the queue before this push, and the
-        // entry then stays unread until the port is dropped, as every entry of a closed
-        // port does.
-        if self.word.fetch_or(QUEUED, AcqRel) & CLOSED != 0 {
-            return Err(Failure::PortClosed);
-        }
+        // Accepted: a thread that took a slot before a concurrent `close` may still take
+        // it, so the post must not report failure now (a later one does). If the port was
+        // closed meanwhile, the entry is dropped with the queue, as every queued entry of
+        // a closed port is.
+        self.word.fetch_or(QUEUED, AcqRel);
         Ok(self.pass_on())
     }
 

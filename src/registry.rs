@@ -353,6 +353,7 @@ impl Registry {
     /// Applies `requests` in order (each with its position, for its result) and the
     /// deferred re-arms `rearms`; REMOVE entries go to `removed` in order. Results go to
     /// `results[position]`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &self,
         selector: &Selector,
@@ -360,12 +361,13 @@ impl Registry {
         rearms: &[u64],
         results: &mut dyn FnMut(usize, Result<(), Failure>),
         removed: &mut Vec<CompletionEntry>,
+        spare: &mut Spare,
     ) {
         let mut batch = Batch {
             registry: self,
             selector,
-            held: Vec::new(),
-            changes: Vec::new(),
+            held: recycle(std::mem::take(&mut spare.held)),
+            changes: std::mem::take(&mut spare.changes),
             retries: Vec::new(),
             results,
             removed,
@@ -382,6 +384,8 @@ impl Registry {
             batch.request(position, request);
         }
         batch.finish();
+        spare.held = recycle(std::mem::take(&mut batch.held));
+        spare.changes = std::mem::take(&mut batch.changes);
     }
 
     /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
@@ -495,6 +499,24 @@ impl Registry {
         }
         owners::release_all(self.port, identities.into_iter());
     }
+}
+
+/// The buffers of one thread's batches, kept from call to call (in its scratch space), so
+/// that applying a batch does not allocate.
+#[derive(Default)]
+pub(crate) struct Spare {
+    held: Vec<Held<'static>>,
+    changes: Vec<Change>,
+}
+
+/// An emptied vector's allocation, for elements that differ only in their lifetime (the
+/// standard library collects a mapped `IntoIter` in place when the layouts match; at
+/// worst this allocates, it never misbehaves).
+fn recycle<'a, 'b>(mut held: Vec<Held<'a>>) -> Vec<Held<'b>> {
+    held.clear();
+    held.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
 }
 
 /// A registration change waiting for its kernel operation, with its slot's lock.
@@ -923,17 +945,27 @@ impl<'r> Batch<'r, '_> {
     /// in the batch's order, before the batch goes on.
     fn flush(&mut self) {
         while !self.held.is_empty() {
-            self.selector.apply(&mut self.changes);
-            let held = std::mem::take(&mut self.held);
-            let changes = std::mem::take(&mut self.changes);
+            // Taken out for the settling (which needs `self`), and put back with their
+            // capacity: a batch does not allocate once its buffers have grown.
+            let mut held = std::mem::take(&mut self.held);
+            let mut changes = std::mem::take(&mut self.changes);
             let mut again = Vec::new();
-            for (mut held, change) in held.into_iter().zip(changes) {
-                if change.result == Err(ChangeError::NotApplied) {
-                    again.push(self.unhold(held));
-                } else {
-                    self.settle(&mut held, change.result);
-                }
+            let selector = self.selector;
+            {
+                let mut pending = held.drain(..);
+                selector.apply_each(&mut changes, &mut |_, result| {
+                    let mut held = pending.next().expect("one held change per change");
+                    if result == Err(ChangeError::NotApplied) {
+                        again.push(self.unhold(held));
+                    } else {
+                        // Its lock goes when `held` does, at the end of this closure.
+                        self.settle(&mut held, result);
+                    }
+                });
             }
+            changes.clear();
+            self.held = held;
+            self.changes = changes;
             let retries = std::mem::take(&mut self.retries);
             for (position, request) in retries.into_iter().chain(again) {
                 match (position, request.fd()) {
@@ -1113,6 +1145,16 @@ mod tests {
     }
 
     #[test]
+    fn batch_buffers_are_reused() {
+        let mut held: Vec<Held<'static>> = recycle(Vec::new());
+        held.reserve(8);
+        let before = held.as_ptr();
+        let again: Vec<Held<'_>> = recycle(held);
+        assert_eq!(again.as_ptr(), before, "the allocation was not reused");
+        assert!(again.capacity() >= 8);
+    }
+
+    #[test]
     fn tokens_never_collide_with_sentinels() {
         let last = token(MAX_SLOTS as u32 - 1, u32::MAX);
         assert_ne!(last, sys::WAKE_TOKEN);
@@ -1158,6 +1200,7 @@ mod model {
             &[],
             &mut |_, r| result = r,
             &mut removed,
+            &mut Spare::default(),
         );
         (result, removed)
     }
