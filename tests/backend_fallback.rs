@@ -1,6 +1,6 @@
-//! `Backend::Auto` falls back to epoll when io_uring cannot be used. The environment
-//! variable that simulates a kernel without io_uring is process-wide, so this file holds
-//! one test.
+//! Without io_uring (simulated by a process-wide environment variable, so this file holds
+//! one test), `Backend::IoUring` is refused with a reason and `Backend::Auto` (epoll on
+//! Linux) still builds.
 
 #![cfg(target_os = "linux")]
 
@@ -9,7 +9,7 @@ use std::io::ErrorKind;
 use socknotify::{Backend, CompletionPort};
 
 #[test]
-fn auto_falls_back_to_epoll_without_io_uring() {
+fn io_uring_refused_and_auto_builds_without_io_uring() {
     std::env::set_var("SOCKNOTIFY_DISABLE_IO_URING", "1");
     std::env::remove_var("SOCKNOTIFY_BACKEND");
     let port = CompletionPort::new().expect("Auto must still build");

@@ -344,14 +344,12 @@ impl Selector {
             Backend::Afd | Backend::Native => Err(unsupported(
                 "AFD and ProcessSocketNotifications are Windows'",
             )),
+            // epoll: measured ahead of io_uring on this workload (docs/benchmarks.md, "Hot
+            // path"): the same instructions per entry and per empty dequeue, and where many
+            // threads share a port the ring's batch holds its slots' locks for the whole
+            // enter, which costs futex calls epoll does not pay.
             #[cfg(target_os = "linux")]
-            Backend::Auto => {
-                #[cfg(feature = "io-uring")]
-                if let Ok(s) = uring::Selector::new() {
-                    return Ok(Selector::IoUring(s));
-                }
-                Ok(Selector::Epoll(epoll::Selector::new()?))
-            }
+            Backend::Auto => Ok(Selector::Epoll(epoll::Selector::new()?)),
             #[cfg(windows)]
             Backend::Auto => Ok(Selector::Afd(windows::Selector::new()?)),
         }
