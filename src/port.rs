@@ -6,12 +6,12 @@ use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Failure;
 use crate::event::CompletionEntry;
 use crate::owners;
-use crate::queue::{Back, Enter, Gate, PortStats, NO_REARM};
+use crate::queue::{Back, Deadline, Enter, Gate, PortStats, NO_REARM};
 use crate::registration::{Registration, Request};
 use crate::registry::{Registry, Spare};
 use crate::sys::{RawEvent, Selector, WAKE_TOKEN};
@@ -198,13 +198,26 @@ struct Scratch {
 /// The port a thread is released on, and the persistent registrations whose entries it
 /// received and owes a re-arm. Dropping it (the thread exits, or calls another port) ends
 /// the release: the re-arms are applied and the slot goes to a waiting thread.
+///
+/// A thread's record stays in place from call to call on the same port (`active` tells
+/// whether the thread is released now), so that a call neither clones nor drops a `Weak`.
 struct Release {
     port: Weak<Shared>,
     rearms: Vec<u64>,
+    active: bool,
+}
+
+impl Release {
+    fn on(&self, shared: &Arc<Shared>) -> bool {
+        Weak::as_ptr(&self.port) == Arc::as_ptr(shared)
+    }
 }
 
 impl Drop for Release {
     fn drop(&mut self) {
+        if !self.active {
+            return;
+        }
         if let Some(shared) = self.port.upgrade() {
             shared.end_release(&self.rearms);
         }
@@ -541,8 +554,7 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        // No deadline: forever (also for timeouts too large to represent).
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = Deadline::after(timeout);
         let (released_here, mut rearms) = self.take_release();
         let result = with_scratch(|scratch| {
             let applied = self.shared.apply(scratch, registrations, &rearms);
@@ -554,7 +566,7 @@ impl CompletionPort {
                 }
                 return Err(failure.into());
             }
-            self.wait(scratch, entries, &mut rearms, deadline, released_here)
+            self.wait(scratch, entries, &mut rearms, (timeout, deadline), released_here)
         });
         if matches!(result, Ok(n) if n > 0) {
             self.record_release(rearms);
@@ -568,7 +580,7 @@ impl CompletionPort {
         scratch: &mut Scratch,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        deadline: Option<Instant>,
+        (mut timeout, deadline): (Option<Duration>, Deadline),
         mut released_here: bool,
     ) -> io::Result<usize> {
         let shared = &*self.shared;
@@ -586,7 +598,9 @@ impl CompletionPort {
                 shared,
                 armed: true,
             };
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // The first kernel wait of a call gets its timeout as it is (the call started
+            // a moment ago); a later one what is left of it.
+            let timeout = timeout.take().map_or_else(|| deadline.left(), Some);
             scratch.raw.clear();
             let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
             let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
@@ -625,9 +639,9 @@ impl CompletionPort {
                 Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
                 _ => {}
             }
-            if deadline.is_some_and(|d| d <= Instant::now()) {
+            if deadline.passed() {
                 // A last look at the queue without blocking, then give up.
-                let (enter, wake) = gate.enter(out, rearms, Some(Instant::now()), false)?;
+                let (enter, wake) = gate.enter(out, rearms, Deadline::Passed, false)?;
                 shared.wake_if(wake);
                 return match enter {
                     Enter::Taken(n) => Ok(n),
@@ -642,37 +656,57 @@ impl CompletionPort {
         }
     }
 
-    /// Takes this thread's release record: whether it was on this port, and what it owes.
-    /// A release on another port ends here (that port's slot is handed on).
+    /// Takes this thread's release: whether it was released on this port, and what it
+    /// owes. A release on another port ends here (that port's slot is handed on).
     fn take_release(&self) -> (bool, Vec<u64>) {
-        let prior = RELEASED.try_with(|r| r.borrow_mut().take()).ok().flatten();
-        match prior {
-            Some(mut release) if Weak::as_ptr(&release.port) == Arc::as_ptr(&self.shared) => {
-                let rearms = std::mem::take(&mut release.rearms);
-                release.port = Weak::new(); // consumed here: its drop does nothing
-                (true, rearms)
+        let taken = RELEASED.try_with(|r| {
+            let mut r = r.try_borrow_mut().ok()?;
+            match r.as_mut() {
+                Some(release) if release.on(&self.shared) => {
+                    let here = std::mem::take(&mut release.active);
+                    Some((here, std::mem::take(&mut release.rearms)))
+                }
+                _ => {
+                    let other = r.take();
+                    drop(r);
+                    drop(other);
+                    None
+                }
             }
-            other => {
-                drop(other);
-                (false, Vec::new())
-            }
-        }
+        });
+        taken.ok().flatten().unwrap_or_default()
     }
 
     /// Records that this thread is released on this port and owes `rearms`; where the
     /// thread-local is gone (a thread-local destructor), the release ends at once.
     fn record_release(&self, rearms: Vec<u64>) {
-        let mut release = Some(Release {
-            port: Arc::downgrade(&self.shared),
-            rearms,
-        });
+        let mut rearms = Some(rearms);
         let recorded = RELEASED.try_with(|r| {
-            if let Ok(mut r) = r.try_borrow_mut() {
-                *r = release.take();
+            let Ok(mut r) = r.try_borrow_mut() else {
+                return;
+            };
+            match r.as_mut() {
+                Some(release) if release.on(&self.shared) => {
+                    release.rearms = rearms.take().expect("recorded once");
+                    release.active = true;
+                }
+                _ => {
+                    let new = Release {
+                        port: Arc::downgrade(&self.shared),
+                        rearms: rearms.take().expect("recorded once"),
+                        active: true,
+                    };
+                    let old = r.replace(new);
+                    drop(r);
+                    drop(old);
+                }
             }
         });
         let _ = recorded;
-        drop(release); // not recorded: ends the release now
+        if let Some(rearms) = rearms {
+            // Not recorded: the release ends now.
+            self.shared.end_release(&rearms);
+        }
     }
 
     /// Queues `entry` for one dequeuing thread (`PostQueuedCompletionStatus`). `key`,
@@ -736,22 +770,19 @@ impl CompletionPort {
         let held = RELEASED
             .try_with(|r| {
                 let mut r = r.try_borrow_mut().ok()?;
-                let here = r
-                    .as_ref()
-                    .is_some_and(|rel| Weak::as_ptr(&rel.port) == Arc::as_ptr(&self.shared));
-                if here {
-                    r.take()
-                } else {
-                    None
+                match r.as_mut() {
+                    Some(release) if release.active && release.on(&self.shared) => {
+                        release.active = false;
+                        Some(std::mem::take(&mut release.rearms))
+                    }
+                    _ => None,
                 }
             })
             .ok()
             .flatten();
-        let Some(mut release) = held else {
+        let Some(rearms) = held else {
             return f();
         };
-        let rearms = std::mem::take(&mut release.rearms);
-        release.port = Weak::new();
         self.shared.end_release(&rearms);
 
         /// Takes the slot back when `f` returns or unwinds.
@@ -761,12 +792,23 @@ impl CompletionPort {
                 let port = self.0;
                 let _ = RELEASED.try_with(|r| {
                     if let Ok(mut r) = r.try_borrow_mut() {
-                        if r.is_none() && !port.shared.inherited() {
+                        let released = r.as_ref().is_some_and(|release| release.active);
+                        if !released && !port.shared.inherited() {
                             port.shared.gate.retake();
-                            *r = Some(Release {
-                                port: Arc::downgrade(&port.shared),
-                                rearms: Vec::new(),
-                            });
+                            match r.as_mut() {
+                                Some(release) if release.on(&port.shared) => {
+                                    release.active = true;
+                                }
+                                _ => {
+                                    let old = r.replace(Release {
+                                        port: Arc::downgrade(&port.shared),
+                                        rearms: Vec::new(),
+                                        active: true,
+                                    });
+                                    drop(r);
+                                    drop(old);
+                                }
+                            }
                         }
                     }
                 });

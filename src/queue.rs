@@ -48,7 +48,7 @@
 //! are kept in a thread-local by `port.rs`.
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard};
 
@@ -179,6 +179,44 @@ impl Waiter {
     }
 }
 
+/// When a call gives up waiting. A call's clock is read once, when it starts, and only for
+/// a finite, non-zero timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// No timeout (or one too large to represent).
+    Never,
+    /// A zero timeout: look, never wait.
+    Passed,
+    At(Instant),
+}
+
+impl Deadline {
+    pub(crate) fn after(timeout: Option<Duration>) -> Deadline {
+        match timeout {
+            None => Deadline::Never,
+            Some(Duration::ZERO) => Deadline::Passed,
+            Some(t) => Instant::now().checked_add(t).map_or(Deadline::Never, Deadline::At),
+        }
+    }
+
+    pub(crate) fn passed(self) -> bool {
+        match self {
+            Deadline::Never => false,
+            Deadline::Passed => true,
+            Deadline::At(d) => d <= Instant::now(),
+        }
+    }
+
+    /// The time left (`None`: for ever).
+    pub(crate) fn left(self) -> Option<Duration> {
+        match self {
+            Deadline::Never => None,
+            Deadline::Passed => Some(Duration::ZERO),
+            Deadline::At(d) => Some(d.saturating_duration_since(Instant::now())),
+        }
+    }
+}
+
 /// How a thread goes on from [`Gate::enter`].
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Enter {
@@ -302,7 +340,7 @@ impl Gate {
         &self,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         released_here: bool,
     ) -> Result<(Enter, bool), Failure> {
         // The caller's own slot, given back in the same step that decides what it does
@@ -314,7 +352,7 @@ impl Gate {
             // Asked only when every slot is taken.
             let mut expired = None;
             let mut expired =
-                || *expired.get_or_insert_with(|| deadline.is_some_and(|d| d <= Instant::now()));
+                || *expired.get_or_insert_with(|| deadline.passed());
             let (_, step) = self.transition(|word| {
                 let word = word - own;
                 if word & CLOSED != 0 {
@@ -514,7 +552,7 @@ impl Gate {
 
     /// Waits on the stack until woken, closed, or `deadline`. The caller counted itself
     /// in `PARKED` (in the step that found every slot taken).
-    fn park(&self, deadline: Option<Instant>) {
+    fn park(&self, deadline: Deadline) {
         let waiter = waiter();
         let mut stack = self.stack();
         if self.is_closed() {
@@ -527,10 +565,9 @@ impl Gate {
         waiter.woken.store(false, Relaxed);
         stack.waiters.push(Arc::clone(&waiter));
         loop {
-            stack = match deadline {
+            stack = match deadline.left() {
                 None => waiter.cv.wait(stack).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let timeout = d.saturating_duration_since(Instant::now());
+                Some(timeout) => {
                     waiter
                         .cv
                         .wait_timeout(stack, timeout)
@@ -541,7 +578,7 @@ impl Gate {
             if waiter.woken.load(Relaxed) || self.is_closed() {
                 return;
             }
-            if deadline.is_some_and(|d| d <= Instant::now()) {
+            if deadline.passed() {
                 if let Some(pos) = stack.waiters.iter().rposition(|w| Arc::ptr_eq(w, &waiter)) {
                     stack.waiters.remove(pos);
                     self.word.fetch_sub(PARKED, AcqRel);
@@ -618,7 +655,7 @@ mod model {
     fn dequeue(gate: &Gate, kernel: &Kernel, out: &mut [CompletionEntry]) -> usize {
         let mut rearms = Vec::new();
         loop {
-            let (enter, wake) = match gate.enter(out, &mut rearms, None, false) {
+            let (enter, wake) = match gate.enter(out, &mut rearms, Deadline::Never, false) {
                 Ok(e) => e,
                 Err(_) => return 0,
             };
