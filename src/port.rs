@@ -566,7 +566,13 @@ impl CompletionPort {
                 }
                 return Err(failure.into());
             }
-            self.wait(scratch, entries, &mut rearms, (timeout, deadline), released_here)
+            self.wait(
+                scratch,
+                entries,
+                &mut rearms,
+                (timeout, deadline),
+                released_here,
+            )
         });
         if matches!(result, Ok(n) if n > 0) {
             self.record_release(rearms);

@@ -195,7 +195,9 @@ impl Deadline {
         match timeout {
             None => Deadline::Never,
             Some(Duration::ZERO) => Deadline::Passed,
-            Some(t) => Instant::now().checked_add(t).map_or(Deadline::Never, Deadline::At),
+            Some(t) => Instant::now()
+                .checked_add(t)
+                .map_or(Deadline::Never, Deadline::At),
         }
     }
 
@@ -351,8 +353,7 @@ impl Gate {
         loop {
             // Asked only when every slot is taken.
             let mut expired = None;
-            let mut expired =
-                || *expired.get_or_insert_with(|| deadline.passed());
+            let mut expired = || *expired.get_or_insert_with(|| deadline.passed());
             let (_, step) = self.transition(|word| {
                 let word = word - own;
                 if word & CLOSED != 0 {

@@ -73,7 +73,7 @@ impl Selector {
             } else {
                 self.apply_one(change)
             };
-            failed |= change.result.is_err();
+            failed |= change.stops();
         }
     }
 

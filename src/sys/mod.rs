@@ -7,9 +7,11 @@
 //! `queue.rs` and `port.rs`, written once. A backend provides a `Selector` with:
 //!
 //! - `apply(changes)`: applies each [`Change`] in order and fills in its `result`,
-//!   stopping at the first that fails: the later ones are [`ChangeError::NotApplied`] (the
-//!   registry applies them again once it has dealt with the failure, which may change what
-//!   they mean). The registry holds the lock of each change's registration until `apply`
+//!   stopping at the first that fails ([`Change::stops`]): the later ones are
+//!   [`ChangeError::NotApplied`] (the registry applies them again once it has dealt with
+//!   the failure, which may change what they mean). A failed [`Op::Check`] need not stop
+//!   the batch: the registry only detaches its registration, and nothing later depends on
+//!   it. The registry holds the lock of each change's registration until `apply`
 //!   returns, so a socket's changes reach the kernel in the order the registry decided
 //!   them, whatever the backend batches. `apply` never blocks on I/O.
 //! - `wait(out, max, timeout)`: appends at most `max` [`RawEvent`]s to `out`, blocking up
@@ -251,6 +253,11 @@ impl Change {
             result: Ok(()),
         }
     }
+
+    /// Whether this applied change's result ends its batch: any failure but a check's.
+    pub(crate) fn stops(&self) -> bool {
+        self.result.is_err() && self.op != Op::Check
+    }
 }
 
 #[cfg(unix)]
@@ -396,7 +403,7 @@ impl Selector {
                     } else {
                         s.apply_one(change)
                     };
-                    failed |= change.result.is_err();
+                    failed |= change.stops();
                     settle(i, change.result);
                 }
             }

@@ -15,7 +15,8 @@
 //!
 //! A batch of two or more changes is submitted as `EPOLL_CTL` requests linked in order
 //! (`IOSQE_IO_LINK`: the first that fails cancels the rest, which are then reported as not
-//! applied, as the contract wants) and **reaped before `apply` returns**: the registry holds each change's registration lock across `apply`, so
+//! applied, as the contract wants; a check, whose `EEXIST` is its success, is hard-linked
+//! instead, `IOSQE_IO_HARDLINK`, so that it never cancels what follows) and **reaped before `apply` returns**: the registry holds each change's registration lock across `apply`, so
 //! the kernel sees each socket's changes in the registry's order, and nothing is left in
 //! flight when the call returns. A single change is one `epoll_ctl` (cheaper than an
 //! enter).
@@ -48,7 +49,7 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use super::epoll;
-use super::{Change, ChangeError, RawEvent};
+use super::{Change, ChangeError, Op, RawEvent};
 
 /// Submission queue size of each ring. Larger batches are submitted in several chunks.
 const RING_ENTRIES: usize = 128;
@@ -102,11 +103,7 @@ impl Selector {
             for chunk in changes.chunks_mut(RING_ENTRIES) {
                 usable = ring.run(self, chunk).is_ok();
                 // A failure ends the batch: the later chunks are not applied.
-                if !usable
-                    || chunk
-                        .iter()
-                        .any(|c| c.result.is_err() && c.result != Err(PENDING))
-                {
+                if !usable || chunk.iter().any(|c| c.result != Err(PENDING) && c.stops()) {
                     break;
                 }
             }
@@ -129,7 +126,7 @@ impl Selector {
                     self.epoll.apply_one(change)
                 };
             }
-            failed |= change.result.is_err();
+            failed |= change.stops();
         }
     }
 
@@ -188,10 +185,14 @@ impl Ring {
                 )
                 .build()
                 .user_data(index as u64);
-                let entry = if index + 1 < chunk.len() {
-                    entry.flags(squeue::Flags::IO_LINK)
-                } else {
+                // Linked in order; a check's failure (its EEXIST is its success) does not
+                // sever the chain, as it does not stop a batch (`Change::stops`).
+                let entry = if index + 1 == chunk.len() {
                     entry
+                } else if change.op == Op::Check {
+                    entry.flags(squeue::Flags::IO_HARDLINK)
+                } else {
+                    entry.flags(squeue::Flags::IO_LINK)
                 };
                 // SAFETY: the event the entry points to lives in `self.ctl`, which is not
                 // touched until every completion of this chunk is reaped below (the kernel
