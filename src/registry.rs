@@ -577,6 +577,19 @@ struct Batch<'r, 'c> {
     removed: &'c mut Vec<CompletionEntry>,
 }
 
+/// How many times [`Batch::lock`] looks at a taken slot lock again, with a growing pause
+/// (at most 447 spin-loop hints in all), before it sleeps on it.
+const SPIN_ROUNDS: u32 = 12;
+
+fn try_lock(slot: &Slot) -> Option<MutexGuard<'_, State>> {
+    match slot.state.try_lock() {
+        Ok(st) => Some(st),
+        // Every critical section leaves the state consistent before it can panic.
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Whether a registration's socket is a datagram socket, if its filter needs to know.
 fn kind_for(fd: Socket, filter: Events, known: Kind) -> Result<Kind, Failure> {
     if known != Kind::Unknown || !filter.contains(Events::HANGUP) {
@@ -594,14 +607,21 @@ impl<'r> Batch<'r, '_> {
     /// taken (by another thread, or by a change of this batch).
     fn lock(&mut self, index: u32) -> (&'r Slot, MutexGuard<'r, State>) {
         let slot = self.registry.slot(index);
-        let st = match slot.state.try_lock() {
-            Ok(st) => st,
-            Err(_) => {
-                self.flush();
-                slot.state.lock().unwrap_or_else(|e| e.into_inner())
+        if let Some(st) = try_lock(slot) {
+            return (slot, st);
+        }
+        self.flush();
+        // The holder is inside one kernel call (its batch's changes) and lets go as soon as
+        // the kernel has answered, so look again for a few microseconds before sleeping.
+        for round in 0..SPIN_ROUNDS {
+            for _ in 0..1u32 << round.min(6) {
+                std::hint::spin_loop();
             }
-        };
-        (slot, st)
+            if let Some(st) = try_lock(slot) {
+                return (slot, st);
+            }
+        }
+        (slot, slot.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     #[allow(clippy::too_many_arguments)]
