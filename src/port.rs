@@ -14,7 +14,7 @@ use crate::owners;
 use crate::queue::{Back, Deadline, Enter, Gate, PortStats, NO_REARM};
 use crate::registration::{Registration, Request};
 use crate::registry::{Registry, Spare};
-use crate::sys::{RawEvent, Selector, WAKE_TOKEN};
+use crate::sys::{Reports, Selector, WAKE_TOKEN};
 
 /// Which kernel interface a port uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -186,7 +186,7 @@ fn backend_from_env() -> io::Result<Backend> {
 #[derive(Default)]
 struct Scratch {
     /// Kernel reports of one wait.
-    raw: Vec<RawEvent>,
+    raw: Reports,
     /// The checked registrations of one call, with their positions.
     requests: Vec<(usize, Request)>,
     /// REMOVE entries produced by one call.
@@ -320,15 +320,10 @@ impl Shared {
 
     /// Turns kernel reports into entries in `out`; the owed re-arms go to `rearms`. Returns
     /// how many, and whether a wake was among the reports.
-    fn deliver(
-        &self,
-        raw: &[RawEvent],
-        out: &mut [CompletionEntry],
-        rearms: &mut Vec<u64>,
-    ) -> usize {
+    fn deliver(&self, raw: &Reports, out: &mut [CompletionEntry], rearms: &mut Vec<u64>) -> usize {
         let mut n = 0;
         for event in raw.iter().filter(|e| e.token != WAKE_TOKEN) {
-            if let Some((entry, owed)) = self.registry.deliver(&self.selector, *event) {
+            if let Some((entry, owed)) = self.registry.deliver(&self.selector, event) {
                 out[n] = entry;
                 n += 1;
                 rearms.extend(owed);
@@ -634,7 +629,7 @@ impl CompletionPort {
                     // next, and this thread waits for a slot.
                     for event in scratch.raw.iter().filter(|e| e.token != WAKE_TOKEN) {
                         if let Some((entry, owed)) =
-                            shared.registry.deliver(&shared.selector, *event)
+                            shared.registry.deliver(&shared.selector, event)
                         {
                             stash.push(entry, owed.unwrap_or(NO_REARM));
                         }

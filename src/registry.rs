@@ -1238,12 +1238,12 @@ mod model {
 
     /// Reports the kernel has now, turned into entries.
     fn harvest(fx: &Fixture) -> usize {
-        let mut raw = Vec::new();
+        let mut raw = sys::Reports::default();
         fx.selector
             .wait(&mut raw, 8, Some(Duration::ZERO))
             .expect("epoll_wait");
         raw.iter()
-            .filter_map(|e| fx.registry.deliver(&fx.selector, *e))
+            .filter_map(|e| fx.registry.deliver(&fx.selector, e))
             .count()
     }
 
@@ -1264,12 +1264,13 @@ mod model {
             _pair: pair,
         };
         assert_eq!(apply(&fx, enable(fd, Events::IN)).0, Ok(()));
-        let mut raw = Vec::new();
+        let mut raw = sys::Reports::default();
         fx.selector
             .wait(&mut raw, 8, Some(Duration::ZERO))
             .expect("epoll_wait");
-        assert_eq!(raw.len(), 1, "the readable socket was reported");
-        fx.harvested = raw[0];
+        let reports: Vec<RawEvent> = raw.iter().collect();
+        assert_eq!(reports.len(), 1, "the readable socket was reported");
+        fx.harvested = reports[0];
         Arc::new(fx)
     }
 

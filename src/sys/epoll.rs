@@ -21,7 +21,6 @@
 //! - [`epoll_wait(2)`](https://man7.org/linux/man-pages/man2/epoll_wait.2.html)
 //! - [`eventfd(2)`](https://man7.org/linux/man-pages/man2/eventfd.2.html)
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -90,39 +89,28 @@ impl Selector {
         }
     }
 
+    /// Replaces `events` with what the kernel reports (at most `max`, 1024 at most).
     pub(crate) fn wait(
         &self,
-        buf: &mut Vec<RawEvent>,
+        events: &mut Vec<libc::epoll_event>,
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        thread_local! {
-            static EVENTS: RefCell<Vec<libc::epoll_event>> = const { RefCell::new(Vec::new()) };
-        }
         let max = max.clamp(1, 1024);
-        let timeout_ms = timeout_ms(timeout);
-        let mut wait = |events: &mut Vec<libc::epoll_event>| {
-            events.clear();
-            events.reserve(max);
-            // SAFETY: the pointer is valid for `max` writes (just reserved); the kernel
-            // writes `n <= max` initialised entries, and the length is set to `n` only
-            // after it returns successfully.
-            let n = syscall!(epoll_wait(
-                self.fd(),
-                events.as_mut_ptr(),
-                max as libc::c_int,
-                timeout_ms,
-            ))?;
-            // SAFETY: the kernel initialised the first `n` entries (see above).
-            unsafe { events.set_len(n as usize) };
-            convert(events, buf);
-            Ok(())
-        };
-        // A thread-local destructor may call this after the buffer is gone (rule 20).
-        match EVENTS.try_with(|events| wait(&mut events.borrow_mut())) {
-            Ok(result) => result,
-            Err(_) => wait(&mut Vec::new()),
-        }
+        events.clear();
+        events.reserve(max);
+        // SAFETY: the pointer is valid for `max` writes (just reserved); the kernel writes
+        // `n <= max` initialised entries, and the length is set to `n` only after it
+        // returns successfully.
+        let n = syscall!(epoll_wait(
+            self.fd(),
+            events.as_mut_ptr(),
+            max as libc::c_int,
+            timeout_ms(timeout),
+        ))?;
+        // SAFETY: the kernel initialised the first `n` entries (see above).
+        unsafe { events.set_len(n as usize) };
+        Ok(())
     }
 
     /// Whether this epoll instance still has an item for descriptor number `fd` whose open
@@ -247,12 +235,12 @@ fn ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, event: &mut libc::epoll_event) -
     syscall!(epoll_ctl(epfd, op, fd, event)).map(drop)
 }
 
-/// Appends the kernel's events to `buf` in backend-neutral form.
-pub(crate) fn convert(events: &[libc::epoll_event], buf: &mut Vec<RawEvent>) {
-    buf.extend(events.iter().map(|e| RawEvent {
-        token: e.u64,
-        readiness: readiness(e.events),
-    }));
+/// One kernel report in backend-neutral form.
+pub(crate) fn report(event: &libc::epoll_event) -> RawEvent {
+    RawEvent {
+        token: event.u64,
+        readiness: readiness(event.events),
+    }
 }
 
 /// The epoll interest bits for an interest.

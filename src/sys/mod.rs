@@ -168,6 +168,30 @@ pub(crate) struct RawEvent {
     pub(crate) readiness: Readiness,
 }
 
+/// The reports of one kernel wait, kept in the kernel's own form where it has one: epoll's
+/// `epoll_event`s are read in place ([`Reports::iter`] decodes each as it is validated),
+/// with no copy into a buffer of [`RawEvent`]s in between.
+#[derive(Debug, Default)]
+pub(crate) struct Reports {
+    #[cfg(target_os = "linux")]
+    events: Vec<libc::epoll_event>,
+    #[cfg(not(target_os = "linux"))]
+    events: Vec<RawEvent>,
+}
+
+impl Reports {
+    pub(crate) fn clear(&mut self) {
+        self.events.clear();
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = RawEvent> + '_ {
+        #[cfg(target_os = "linux")]
+        return self.events.iter().map(epoll::report);
+        #[cfg(not(target_os = "linux"))]
+        return self.events.iter().copied();
+    }
+}
+
 /// What the kernel should watch for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Interest {
@@ -419,10 +443,11 @@ impl Selector {
 
     pub(crate) fn wait(
         &self,
-        out: &mut Vec<RawEvent>,
+        reports: &mut Reports,
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
+        let out = &mut reports.events;
         let waited = dispatch!(self, s => s.wait(out, max, timeout));
         #[cfg(loom)]
         crate::sync::kernel_edge();

@@ -49,7 +49,7 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use super::epoll;
-use super::{Change, ChangeError, Op, RawEvent};
+use super::{Change, ChangeError, Op};
 
 /// Submission queue size of each ring. Larger batches are submitted in several chunks.
 const RING_ENTRIES: usize = 128;
@@ -132,7 +132,7 @@ impl Selector {
 
     pub(crate) fn wait(
         &self,
-        out: &mut Vec<RawEvent>,
+        out: &mut Vec<libc::epoll_event>,
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
