@@ -63,7 +63,8 @@ const DISABLE_ENV: &str = "SOCKNOTIFY_DISABLE_IO_URING";
 /// The epoll instance, and the rings that drive it.
 pub(crate) struct Selector {
     epoll: epoll::Selector,
-    rings: Mutex<Vec<Ring>>,
+    /// Boxed: a ring is a few hundred bytes, moved in and out of the pool per batch.
+    rings: Mutex<Vec<Box<Ring>>>,
 }
 
 impl std::fmt::Debug for Selector {
@@ -98,7 +99,7 @@ impl Selector {
             change.result = Err(PENDING);
         }
         let pooled = self.rings.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        if let Some(mut ring) = pooled.or_else(|| Ring::new().ok()) {
+        if let Some(mut ring) = pooled.or_else(|| Ring::new().ok().map(Box::new)) {
             let mut usable = true;
             for chunk in changes.chunks_mut(RING_ENTRIES) {
                 usable = ring.run(self, chunk).is_ok();
