@@ -237,7 +237,7 @@ impl Slot {
     }
 
     /// Changes the word by `f` (the lock holder's change; delivery may fire the word in
-    /// between, and `f` sees that). Returns the new word.
+    /// between, and `f` sees that). Returns the word it replaced.
     fn update(&self, f: impl Fn(Word) -> Word) -> Word {
         let mut current = self.load();
         loop {
@@ -248,7 +248,7 @@ impl Slot {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return new,
+                Ok(_) => return current,
                 Err(actual) => current = Word(actual),
             }
         }
@@ -657,14 +657,13 @@ impl<'r> Batch<'r, '_> {
     /// Publishes an armed word with `filter` and `trigger` ahead of the kernel operation
     /// that arms (module docs); returns the word before, to go back to on failure.
     fn publish_armed(slot: &Slot, filter: Events, trigger: Trigger, kind: Kind) -> Word {
-        let before = slot.load();
+        // The word it replaced, not an earlier look at it: a delivery may fire it between.
         slot.update(|w| {
             w.with_interest(filter, trigger)
                 .with_kind(kind)
                 .with_arm(Arm::Armed)
                 .with_parked(false)
-        });
-        before
+        })
     }
 
     /// A deferred re-arm of the registration `token` names, if it is still owed.
@@ -678,8 +677,8 @@ impl<'r> Batch<'r, '_> {
         let (op, before) = match word.arm() {
             Arm::Pending => {
                 // Published first: the re-arm's report must find it armed.
-                slot.update(|w| w.with_arm(Arm::Armed).with_parked(false));
-                (Op::Arm(word.interest()), Some(word))
+                let before = slot.update(|w| w.with_arm(Arm::Armed).with_parked(false));
+                (Op::Arm(word.interest()), Some(before))
             }
             Arm::Fired if word.parked() => (Op::Disarm, None),
             Arm::Armed if !word.interest().oneshot => (Op::Check, None),
@@ -1164,6 +1163,42 @@ mod tests {
             "{}",
             std::mem::size_of::<Slot>()
         );
+    }
+
+    #[test]
+    fn word_fields_do_not_overlap() {
+        let arms = [
+            Arm::Free,
+            Arm::Armed,
+            Arm::Fired,
+            Arm::Pending,
+            Arm::Disabled,
+        ];
+        let kinds = [Kind::Unknown, Kind::Stream, Kind::Datagram];
+        for (i, &arm) in arms.iter().enumerate() {
+            for &kind in &kinds {
+                for bits in [0u8, 0xff, 0x5a] {
+                    let filter = Events::from_bits_retain(u16::from(bits));
+                    let trigger = Trigger::from_bits_retain(!bits);
+                    let generation = u32::MAX - i as u32;
+                    let w = Word::default()
+                        .with_generation(generation)
+                        .with_interest(filter, trigger)
+                        .with_kind(kind)
+                        .with_arm(arm)
+                        .with_detached(i % 2 == 0)
+                        .with_parked(i % 2 == 1);
+                    assert_eq!(w.generation(), generation);
+                    assert_eq!(w.arm(), arm);
+                    assert_eq!(w.kind(), kind);
+                    assert_eq!(w.filter(), filter);
+                    assert_eq!(w.trigger(), trigger);
+                    assert_eq!((w.detached(), w.parked()), (i % 2 == 0, i % 2 == 1));
+                    let back = w.with_arm(Arm::Free).with_arm(arm);
+                    assert_eq!(back, w, "setting a field changed another");
+                }
+            }
+        }
     }
 
     #[test]
