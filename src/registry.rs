@@ -636,8 +636,8 @@ impl<'r> Batch<'r, '_> {
         (fd, op): (Socket, Op),
     ) {
         let t = token(index, slot.load().generation());
-        self.changes.push(Change::new(fd, t, op));
-        self.held.push(Held {
+        let mut change = Change::new(fd, t, op);
+        let mut held = Held {
             st,
             slot,
             index,
@@ -645,7 +645,17 @@ impl<'r> Batch<'r, '_> {
             request,
             action,
             before,
-        });
+        };
+        if self.held.is_empty() && self.selector.applies_one_by_one() {
+            // A backend that makes one system call per change gains nothing by waiting:
+            // the change is applied and settled now, as a flush of it alone would.
+            self.selector.apply(std::slice::from_mut(&mut change));
+            self.settle(&mut held, change.result);
+            drop(held);
+            return self.redo(Vec::new());
+        }
+        self.changes.push(change);
+        self.held.push(held);
     }
 
     fn result(&mut self, position: Option<usize>, result: Result<(), Failure>) {
@@ -987,13 +997,22 @@ impl<'r> Batch<'r, '_> {
             changes.clear();
             self.held = held;
             self.changes = changes;
-            let retries = std::mem::take(&mut self.retries);
-            for (position, request) in retries.into_iter().chain(again) {
-                match (position, request.fd()) {
-                    (Redo::Request(position), Some(fd)) => self.by_identity(position, request, fd),
-                    (Redo::Rearm(token), _) => self.rearm(token),
-                    (Redo::Request(_), None) => {}
-                }
+            self.redo(again);
+        }
+    }
+
+    /// Starts again the requests a settled change sent back (a registered descriptor found
+    /// closed), then `again` (changes the backend did not apply), in order.
+    fn redo(&mut self, again: Vec<(Redo, Request)>) {
+        if self.retries.is_empty() && again.is_empty() {
+            return;
+        }
+        let retries = std::mem::take(&mut self.retries);
+        for (position, request) in retries.into_iter().chain(again) {
+            match (position, request.fd()) {
+                (Redo::Request(position), Some(fd)) => self.by_identity(position, request, fd),
+                (Redo::Rearm(token), _) => self.rearm(token),
+                (Redo::Request(_), None) => {}
             }
         }
     }

@@ -407,6 +407,16 @@ impl Selector {
         dispatch!(self, s => s.apply(changes))
     }
 
+    /// Whether every change costs a system call of its own, so that the registry applies
+    /// each as soon as it is decided rather than gathering a batch (epoll).
+    pub(crate) fn applies_one_by_one(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Selector::Epoll(_) = self {
+            return true;
+        }
+        false
+    }
+
     /// Applies `changes` as [`apply`](Selector::apply) does, and hands each result to
     /// `settle` (with the change's position) as soon as the kernel has answered it, so
     /// that the registry releases a slot's lock one system call after taking it where

@@ -63,7 +63,9 @@ const DISABLE_ENV: &str = "SOCKNOTIFY_DISABLE_IO_URING";
 /// The epoll instance, and the rings that drive it.
 pub(crate) struct Selector {
     epoll: epoll::Selector,
-    /// Boxed: a ring is a few hundred bytes, moved in and out of the pool per batch.
+    /// Boxed: a ring is a few hundred bytes, taken out of the pool and put back per batch,
+    /// which then moves a pointer instead.
+    #[allow(clippy::vec_box)]
     rings: Mutex<Vec<Box<Ring>>>,
 }
 
