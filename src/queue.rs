@@ -701,6 +701,33 @@ mod model {
         builder.check(f);
     }
 
+    /// `n` threads that each dequeue one entry and give their slot back; they return its key.
+    fn dequeuers(
+        gate: &Arc<Gate>,
+        kernel: &Arc<Kernel>,
+        n: usize,
+    ) -> Vec<thread::JoinHandle<usize>> {
+        (0..n)
+            .map(|_| {
+                let (gate, kernel) = (gate.clone(), kernel.clone());
+                thread::spawn(move || {
+                    let mut out = [CompletionEntry::default(); 1];
+                    let n = dequeue(&gate, &kernel, &mut out);
+                    assert_eq!(n, 1);
+                    release_current_thread(&gate, &kernel);
+                    out[0].key
+                })
+            })
+            .collect()
+    }
+
+    /// The keys the threads returned, sorted.
+    fn joined(handles: Vec<thread::JoinHandle<usize>>) -> Vec<usize> {
+        let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Gives back this thread's released slot, as its exit would.
     fn release_current_thread(gate: &Gate, kernel: &Kernel) {
         if gate.leave() {
@@ -721,22 +748,10 @@ mod model {
         model(|| {
             let gate = Arc::new(Gate::new(2));
             let kernel = Kernel::new();
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    let (gate, kernel) = (gate.clone(), kernel.clone());
-                    thread::spawn(move || {
-                        let mut out = [CompletionEntry::default(); 1];
-                        let n = dequeue(&gate, &kernel, &mut out);
-                        assert_eq!(n, 1);
-                        release_current_thread(&gate, &kernel);
-                        out[0].key
-                    })
-                })
-                .collect();
+            let handles = dequeuers(&gate, &kernel, 2);
             post(&gate, &kernel, 1);
             post(&gate, &kernel, 2);
-            let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-            keys.sort_unstable();
+            let keys = joined(handles);
             assert_eq!(keys, [1, 2]);
         });
     }
@@ -764,8 +779,7 @@ mod model {
                     })
                 })
                 .collect();
-            let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-            keys.sort_unstable();
+            let keys = joined(handles);
             assert_eq!(keys, [1, 2]);
             assert_eq!(gate.stats(), PortStats::default());
         });
@@ -782,20 +796,8 @@ mod model {
             for key in 1..=3 {
                 post(&gate, &kernel, key);
             }
-            let handles: Vec<_> = (0..3)
-                .map(|_| {
-                    let (gate, kernel) = (gate.clone(), kernel.clone());
-                    thread::spawn(move || {
-                        let mut out = [CompletionEntry::default(); 1];
-                        let n = dequeue(&gate, &kernel, &mut out);
-                        assert_eq!(n, 1);
-                        release_current_thread(&gate, &kernel);
-                        out[0].key
-                    })
-                })
-                .collect();
-            let mut keys: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-            keys.sort_unstable();
+            let handles = dequeuers(&gate, &kernel, 3);
+            let keys = joined(handles);
             assert_eq!(keys, [1, 2, 3]);
             assert_eq!(gate.stats(), PortStats::default());
         });

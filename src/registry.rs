@@ -155,12 +155,12 @@ impl Word {
         self.0 & Self::DETACHED != 0
     }
 
+    fn with_flag(self, flag: u64, on: bool) -> Word {
+        Word(if on { self.0 | flag } else { self.0 & !flag })
+    }
+
     fn with_detached(self, detached: bool) -> Word {
-        Word(if detached {
-            self.0 | Self::DETACHED
-        } else {
-            self.0 & !Self::DETACHED
-        })
+        self.with_flag(Self::DETACHED, detached)
     }
 
     /// The kernel interest is parked (see [`Interest::parked`]).
@@ -169,11 +169,7 @@ impl Word {
     }
 
     fn with_parked(self, parked: bool) -> Word {
-        Word(if parked {
-            self.0 | Self::PARKED
-        } else {
-            self.0 & !Self::PARKED
-        })
+        self.with_flag(Self::PARKED, parked)
     }
 
     fn kind(self) -> Kind {
