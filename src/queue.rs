@@ -701,11 +701,13 @@ mod model {
         builder.check(f);
     }
 
-    /// `n` threads that each dequeue one entry and give their slot back; they return its key.
+    /// `n` threads that each dequeue one entry, run `released` while released, and give
+    /// their slot back; they return the entry's key.
     fn dequeuers(
         gate: &Arc<Gate>,
         kernel: &Arc<Kernel>,
         n: usize,
+        released: fn(&Gate),
     ) -> Vec<thread::JoinHandle<usize>> {
         (0..n)
             .map(|_| {
@@ -714,6 +716,7 @@ mod model {
                     let mut out = [CompletionEntry::default(); 1];
                     let n = dequeue(&gate, &kernel, &mut out);
                     assert_eq!(n, 1);
+                    released(&gate);
                     release_current_thread(&gate, &kernel);
                     out[0].key
                 })
@@ -748,7 +751,7 @@ mod model {
         model(|| {
             let gate = Arc::new(Gate::new(2));
             let kernel = Kernel::new();
-            let handles = dequeuers(&gate, &kernel, 2);
+            let handles = dequeuers(&gate, &kernel, 2, |_| {});
             post(&gate, &kernel, 1);
             post(&gate, &kernel, 2);
             let keys = joined(handles);
@@ -765,20 +768,10 @@ mod model {
             let kernel = Kernel::new();
             post(&gate, &kernel, 1);
             post(&gate, &kernel, 2);
-            let handles: Vec<_> = (0..2)
-                .map(|_| {
-                    let (gate, kernel) = (gate.clone(), kernel.clone());
-                    thread::spawn(move || {
-                        let mut out = [CompletionEntry::default(); 1];
-                        let n = dequeue(&gate, &kernel, &mut out);
-                        assert_eq!(n, 1);
-                        let released = gate.stats().released;
-                        assert!(released <= 1, "{released} released with concurrency 1");
-                        release_current_thread(&gate, &kernel);
-                        out[0].key
-                    })
-                })
-                .collect();
+            let handles = dequeuers(&gate, &kernel, 2, |gate| {
+                let released = gate.stats().released;
+                assert!(released <= 1, "{released} released with concurrency 1");
+            });
             let keys = joined(handles);
             assert_eq!(keys, [1, 2]);
             assert_eq!(gate.stats(), PortStats::default());
@@ -796,7 +789,7 @@ mod model {
             for key in 1..=3 {
                 post(&gate, &kernel, key);
             }
-            let handles = dequeuers(&gate, &kernel, 3);
+            let handles = dequeuers(&gate, &kernel, 3, |_| {});
             let keys = joined(handles);
             assert_eq!(keys, [1, 2, 3]);
             assert_eq!(gate.stats(), PortStats::default());
