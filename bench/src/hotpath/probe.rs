@@ -295,10 +295,12 @@ fn echo(probe: &Probe, perf: Option<&Control>) -> io::Result<Vec<(&'static str, 
     let set = Sockets::new(probe.sockets, 0, 1, false)?;
     let buf = vec![0u8; BUFFER];
     let out = match probe.lp {
-        Loop::EpollOneshot => {
+        Loop::EpollOneshot | Loop::EpollEdge => {
+            let edge = probe.lp == Loop::EpollEdge;
             let epoll = Epoll::new()?;
+            let interest = if edge { EDGE_IN } else { ONESHOT_IN };
             for key in 0..set.len() {
-                epoll.add(set.raw(key), ONESHOT_IN, key as u64)?;
+                epoll.add(set.raw(key), interest, key as u64)?;
             }
             set.kick()?;
             let events = no_events();
@@ -308,26 +310,7 @@ fn echo(probe: &Probe, perf: Option<&Control>) -> io::Result<Vec<(&'static str, 
                     epoll,
                     events,
                     buf,
-                    edge: false,
-                },
-                probe,
-                perf,
-            )?
-        }
-        Loop::EpollEdge => {
-            let epoll = Epoll::new()?;
-            for key in 0..set.len() {
-                epoll.add(set.raw(key), EDGE_IN, key as u64)?;
-            }
-            set.kick()?;
-            let events = no_events();
-            drive(
-                &mut EpollEcho {
-                    set: &set,
-                    epoll,
-                    events,
-                    buf,
-                    edge: true,
+                    edge,
                 },
                 probe,
                 perf,
