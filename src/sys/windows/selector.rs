@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_INVALID_HANDLE, NTSTATUS, STATUS_CANCELLED, STATUS_INVALID_HANDLE,
+    ERROR_INVALID_HANDLE, NTSTATUS, STATUS_CANCELLED, STATUS_INVALID_HANDLE, STATUS_PENDING,
 };
 use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 use windows_sys::Win32::System::IO::OVERLAPPED;
@@ -408,6 +408,18 @@ impl Selector {
         let (status, events) = unsafe {
             let io = &*sock.io(which);
             (io.iosb.Anonymous.Status, io.info.events())
+        };
+        // A status block still as `start` left it: the result was never written. Wine 8
+        // does this when the thread that issued the poll has exited by the time the poll
+        // completes (it writes a poll's result from that thread, and posts the entry
+        // without it when the thread is gone). The entry then says nothing about the
+        // socket, and `info` still holds the request (every event asked for, LOCAL_CLOSE
+        // among them): it counts as a cancelled poll, and this thread polls again.
+        // Windows writes both before it queues the entry.
+        let status = if status == STATUS_PENDING {
+            STATUS_CANCELLED
+        } else {
+            status
         };
         let closed = status >= 0 && events.is_some_and(|e| e & afd::LOCAL_CLOSE != 0);
         if closed || sock.closed_early(&mut state) {
