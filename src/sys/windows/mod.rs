@@ -110,10 +110,17 @@
 //!   name the kernel object. A duplicate (`DuplicateHandle`, `WSADuplicateSocket`,
 //!   `try_clone`) has a handle value of its own, so a duplicate of a *registered* socket is
 //!   resolved to the registered identity by comparing objects (`identity.rs`); a duplicate
-//!   of an unregistered socket keeps its own value until one of them is registered. Once
-//!   the registered handle itself is closed, nothing can be compared with it any more: the
-//!   remaining duplicate gets an identity of its own, and the registration's next poll
-//!   answers `Gone`.
+//!   of an unregistered socket keeps its own value until one of them is registered.
+//! - **The registered handle closed while a duplicate stays open.** The socket lives on, so
+//!   no `LOCAL_CLOSE` comes, and nothing is left to compare the duplicate with: it gets an
+//!   identity of its own (a REMOVE through it answers `NotFound`), and the registration
+//!   ends at its next report, change or check, which finds the handle closed (at most one
+//!   stale report). Meanwhile the value may be handed out to a new socket, which must not
+//!   be taken for the registered one: [`socket_identity`] compares the addresses of what
+//!   the value names now with those the registered socket had (`afd::Fingerprint`: the
+//!   local port once bound, a stream's peer once connected, and the type), which never
+//!   change for one socket. So the mistake is left only for a new socket that agrees in all
+//!   that is known of both (for example one still unbound, of the same type).
 //! - Wine 8 writes a poll's result from the thread that issued it; when that thread has
 //!   exited by the time the poll completes, the entry comes with the status block and the
 //!   result unwritten. The selector takes such an entry for a cancelled poll and polls
@@ -138,7 +145,6 @@ mod tests;
 use std::io;
 use std::os::windows::io::RawSocket;
 
-use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE};
 use windows_sys::Win32::Networking::WinSock::INVALID_SOCKET;
 
 pub(crate) use selector::Selector;
@@ -183,9 +189,9 @@ pub(crate) fn index(socket: RawSocket) -> Option<usize> {
 pub(crate) fn socket_identity(socket: RawSocket) -> io::Result<u64> {
     let base = afd::base_socket(socket).map_err(|e| not_a_socket(socket, e))?;
     // Wine answers SIO_BASE_HANDLE for any handle: a socket option tells a socket.
-    afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
+    let datagram = afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
     let canonical = identity::canonical(base);
-    selector::seen_closed(canonical);
+    selector::seen_closed(canonical, base, datagram);
     Ok(identity::of(canonical))
 }
 
@@ -203,10 +209,7 @@ fn not_a_socket(socket: RawSocket, err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(code::NOT_SOCKET) {
         return err;
     }
-    let mut flags = 0u32;
-    // SAFETY: GetHandleInformation only reads the handle table; `flags` is a live local.
-    let open = unsafe { GetHandleInformation(socket as HANDLE, &mut flags) } != 0;
-    if open {
+    if afd::is_open(socket) {
         err
     } else {
         io::Error::from_raw_os_error(code::CLOSED)

@@ -24,7 +24,7 @@ use windows_sys::Win32::Foundation::{
 use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 use windows_sys::Win32::System::IO::OVERLAPPED;
 
-use super::afd::{self, Afd};
+use super::afd::{self, Afd, Fingerprint};
 use super::identity;
 use super::port::{self, Port};
 use super::sock::{lock, Poll, Sock, State, Which};
@@ -280,6 +280,14 @@ impl Selector {
             return Err(ChangeError::Gone);
         }
         if state.closed || afd::base_socket(socket).ok() != Some(sock.base) {
+            if !state.closed && !afd::is_open(sock.base) {
+                // The registered handle was closed while a duplicate keeps the socket open
+                // (so no LOCAL_CLOSE): its value may be handed out again at once, and is a
+                // new socket's from now on.
+                sock.close_seen(&mut state);
+                drop(state);
+                self.forget(table, &sock);
+            }
             return Err(ChangeError::Gone);
         }
         if state.edge_fired {
@@ -450,6 +458,16 @@ impl Selector {
             readiness(events.unwrap_or(0) & state.want.unwrap_or(0), sock.datagram)
         };
         let report = state.want.is_some() && readiness != Readiness::default();
+        if report && !afd::is_open(sock.base) {
+            // The registered handle was closed while a duplicate keeps the socket open, so
+            // no LOCAL_CLOSE came: this report is the one stale report rule 7 allows, and
+            // is dropped; the handle value, which may be handed out again at once, is a new
+            // socket's from now on.
+            sock.close_seen(&mut state);
+            drop(state);
+            self.forget(&mut lock(&self.table), &sock);
+            return None;
+        }
         if report {
             // Disarmed until the next Arm (one-shot) or Check (persistent EDGE).
             if !state.oneshot {
@@ -567,15 +585,22 @@ fn live() -> MutexGuard<'static, BTreeMap<RawSocket, Weak<Sock>>> {
     lock(&LIVE)
 }
 
-/// Counts the close of the registered socket with identity `identity` in its epoch if
-/// its poll has already completed with `LOCAL_CLOSE`, though no thread has reaped that
-/// entry yet: a new socket that reuses the handle value is then a new socket at once,
-/// not only after the next wait (SPEC rule 7).
-pub(super) fn seen_closed(identity: RawSocket) {
+/// Counts the close of the registered socket with identity `identity` in its epoch if it
+/// is known to be closed though no thread has reaped that news yet, so that a new socket
+/// that reuses the handle value is a new socket at once (SPEC rule 7): its close watch has
+/// completed with `LOCAL_CLOSE`, or (no `LOCAL_CLOSE` comes while a duplicate keeps the
+/// old socket open) the handle `base`, of a `datagram` socket or not, is the registered
+/// value but names a socket with other addresses ([`Fingerprint`]).
+pub(super) fn seen_closed(identity: RawSocket, base: RawSocket, datagram: bool) {
     let sock = live().get(&identity).and_then(Weak::upgrade);
     if let Some(sock) = sock {
         let mut state = lock(&sock.state);
-        if sock.closed_early(&mut state) {
+        let closed = sock.closed_early(&mut state)
+            || (base == sock.base
+                && (datagram != sock.datagram
+                    || Fingerprint::of(base, datagram).differs(&sock.fingerprint)));
+        if closed {
+            sock.close_seen(&mut state);
             drop(state);
             sock.count_close();
         }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use windows_sys::Win32::Foundation::STATUS_PENDING;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
-use super::afd::{self, Afd, PollInfo};
+use super::afd::{self, Afd, Fingerprint, PollInfo};
 use super::identity;
 use crate::sys::ChangeError;
 
@@ -45,6 +45,8 @@ pub(super) struct Sock {
     /// duplicate of it was registered first.
     pub(super) identity: RawSocket,
     pub(super) datagram: bool,
+    /// Its addresses when it was added, to tell it from a new socket under its handle value.
+    pub(super) fingerprint: Fingerprint,
     pub(super) afd: Arc<Afd>,
     /// The socket's close has been counted in its identity's epoch (`identity::closed`).
     epoch_done: AtomicBool,
@@ -207,6 +209,7 @@ impl Sock {
             base,
             identity,
             datagram,
+            fingerprint: Fingerprint::of(base, datagram),
             afd,
             epoch_done: AtomicBool::new(false),
         }

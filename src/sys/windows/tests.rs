@@ -333,6 +333,44 @@ fn a_close_between_a_report_and_its_reaping_is_seen() {
     assert_eq!(sel.in_flight(), 0, "no poll was issued on the new socket");
 }
 
+/// The registered handle is closed while a duplicate keeps the socket open, so no
+/// `LOCAL_CLOSE` comes, and a new socket gets the handle value: its addresses tell it from
+/// the registered socket, so it is another socket at once (it was taken for the registered
+/// one: "registered on another port" in tests/stale.rs when two tests met so).
+#[test]
+fn a_new_socket_under_a_closed_handle_of_a_duplicated_socket_is_another_socket() {
+    let sel = Selector::new().unwrap();
+    let (_client, server) = tcp_pair();
+    let dup = server.try_clone().unwrap();
+    add(&sel, &server, 1, Events::IN);
+    let old = server.as_raw_socket();
+    let before = socket_identity(old).unwrap();
+    drop(server);
+    // A stream socket like the old one (one handle each, unlike a connected pair, whose
+    // listener would take the value), bound: only its port tells it apart.
+    let mut keep = Vec::new();
+    let reused = (0..64).find_map(|_| {
+        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+        let tcp = tcp.unwrap();
+        if tcp.as_raw_socket() == old {
+            return Some(tcp);
+        }
+        keep.push(tcp);
+        None
+    });
+    let Some(new) = reused else {
+        eprintln!("SKIPPED: no new socket reused handle value {old} in 64");
+        return;
+    };
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    new.bind(&any_port.into()).unwrap();
+    assert_ne!(socket_identity(new.as_raw_socket()).unwrap(), before);
+    // The old registration is over, and the new socket can be added.
+    assert_eq!(arm(&sel, 1, Events::IN), Err(ChangeError::Gone));
+    add(&sel, &new, 2, Events::OUT);
+    drop(dup);
+}
+
 #[test]
 fn peer_reset_gives_hangup_and_error() {
     let sel = Selector::new().unwrap();
