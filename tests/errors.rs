@@ -31,8 +31,7 @@ fn rule_22_a_closed_descriptor_is_ebadf() {
     });
 }
 
-/// A pipe is unix's; that a Windows handle which is not a socket (a file, a device) gives
-/// `WSAENOTSOCK` is rule 8's test in registration.rs.
+/// A pipe's two ends (`pipe2`).
 #[cfg(unix)]
 #[test]
 fn rule_22_a_pipe_is_enotsock() {
@@ -48,6 +47,32 @@ fn rule_22_a_pipe_is_enotsock() {
             let err = apply_one(&port, Registration::enable(end, 1, Events::IN, LEVEL))
                 .expect_err("registered a pipe");
             assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK), "{err}");
+            assert_eq!(ErrorCause::of(&err), Some(ErrorCause::NotSocket), "{err}");
+        }
+        assert_eq!(port.registrations(), 0);
+    });
+}
+
+/// A pipe's two ends (`CreatePipe`): open handles that are not sockets.
+#[cfg(windows)]
+#[test]
+fn rule_22_a_pipe_is_enotsock() {
+    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+    use windows_sys::Win32::System::Pipes::CreatePipe;
+    each_backend(|b| {
+        let port = port(b);
+        let (mut read, mut write) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: both out-pointers are live locals; no security attributes, the default
+        // buffer size.
+        let ok = unsafe { CreatePipe(&mut read, &mut write, std::ptr::null(), 0) };
+        assert_ne!(ok, 0, "CreatePipe: {}", std::io::Error::last_os_error());
+        // SAFETY: both are new handles (checked above) that nothing else owns.
+        let ends = [read, write].map(|h| unsafe { OwnedHandle::from_raw_handle(h) });
+        for end in &ends {
+            let raw = end.as_raw_handle() as socknotify::RawSocketLike;
+            let r = Registration::from_raw(raw, 1, Events::IN, Operation::Enable, LEVEL);
+            let err = apply_one(&port, r).expect_err("registered a pipe");
+            assert_eq!(err.raw_os_error(), Some(ENOTSOCK), "{err}");
             assert_eq!(ErrorCause::of(&err), Some(ErrorCause::NotSocket), "{err}");
         }
         assert_eq!(port.registrations(), 0);

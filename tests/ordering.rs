@@ -570,3 +570,62 @@ fn rule_09_a_failed_change_does_not_let_later_ones_overtake_it() {
         drop((renumbered, new));
     });
 }
+
+/// The same on Windows, where no call puts another socket under a live handle value: the
+/// registered socket is closed and new sockets are made until one gets its value (Windows
+/// and Wine hand freed values out again soon), a UDP socket with a connected peer.
+#[cfg(windows)]
+#[test]
+fn rule_09_a_failed_change_does_not_let_later_ones_overtake_it() {
+    use std::net::UdpSocket;
+    each_backend(|b| {
+        let port = port(b);
+        let oneshot_edge = socknotify::Trigger::ONESHOT | socknotify::Trigger::EDGE;
+        let oneshot_level = socknotify::Trigger::ONESHOT | socknotify::Trigger::LEVEL;
+        // Other tests of this file make sockets too and may take the value first: a few
+        // tries, each with a registration of its own.
+        let mut found = None;
+        for attempt in 0..8 {
+            let (_old_peer, old) = tcp_pair();
+            enable(&port, &old, 4102 + attempt, Events::empty(), oneshot_edge);
+            let number = raw(&old);
+            drop(old);
+            let mut keep = Vec::new();
+            found = (0..256).find_map(|_| {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                if raw(&socket) == number {
+                    return Some(socket);
+                }
+                keep.push(socket);
+                None
+            });
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(renumbered) = found else {
+            eprintln!("SKIPPED: no new socket got a closed registered socket's handle value");
+            return;
+        };
+        let new_peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        renumbered.connect(new_peer.local_addr().unwrap()).unwrap();
+        new_peer.connect(renumbered.local_addr().unwrap()).unwrap();
+        let dup = renumbered.try_clone().unwrap();
+        let mut batch = [
+            Registration::disable(&renumbered),
+            Registration::enable(&dup, 4114, Events::IN, oneshot_level),
+        ];
+        port.process(&mut batch, &mut [], None).expect("process");
+        let err = batch[0]
+            .result()
+            .expect_err("DISABLE of an unregistered socket");
+        assert_eq!(
+            ErrorCause::of(&err),
+            Some(ErrorCause::NotRegistered),
+            "{err}"
+        );
+        batch[1].result().expect("ENABLE through the duplicate");
+        new_peer.send(b"x").unwrap();
+        expect_entry(&port, 4114, Events::IN);
+    });
+}
