@@ -168,6 +168,7 @@ fn rule_06_two_ports_racing_for_one_new_socket_exactly_one_wins_row_g() {
 #[cfg(unix)]
 fn pass_descriptor(fd: RawFd) -> OwnedFd {
     let (tx, rx) = UnixDatagram::pair().unwrap();
+    // SAFETY: CMSG_SPACE only computes a size from its argument.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut control = vec![0u8; space];
     let mut byte = [0u8; 1];
