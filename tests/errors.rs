@@ -2,14 +2,9 @@
 //! caller can tell a closed descriptor from a non-socket from bad flags; and a failed ENABLE,
 //! DISABLE or REMOVE leaves the registration exactly as it was.
 
-// The issue 10 regression tests were written on unix APIs (descriptors, fork, SCM_RIGHTS,
-// Unix sockets); porting them to Windows is left for issue 12.
-#![cfg(unix)]
-
 mod util;
 
 use std::io::{ErrorKind, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use socknotify::{ErrorCause, Events, Operation, Registration, Trigger};
 use util::*;
@@ -18,12 +13,13 @@ use util::*;
 fn rule_22_a_closed_descriptor_is_ebadf() {
     each_backend(|b| {
         let port = port(b);
-        // Numbers no descriptor has (closing one of ours would race with other threads).
-        for fd in [1 << 24, -1, i32::MIN] {
+        // Numbers no descriptor or handle has (closing one of ours would race with other
+        // threads).
+        for fd in closed_sockets() {
             for trigger in [LEVEL, ONESHOT_EDGE] {
                 let r = Registration::from_raw(fd, 1, Events::IN, Operation::Enable, trigger);
                 let err = apply_one(&port, r).expect_err("registered a closed descriptor");
-                assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{fd}: {err}");
+                assert_eq!(err.raw_os_error(), Some(EBADF), "{fd}: {err}");
                 assert_eq!(
                     ErrorCause::of(&err),
                     Some(ErrorCause::BadDescriptor),
@@ -35,8 +31,11 @@ fn rule_22_a_closed_descriptor_is_ebadf() {
     });
 }
 
+/// A pipe's two ends (`pipe2`).
+#[cfg(unix)]
 #[test]
 fn rule_22_a_pipe_is_enotsock() {
+    use std::os::fd::{FromRawFd, OwnedFd};
     each_backend(|b| {
         let port = port(b);
         let mut fds = [-1; 2];
@@ -54,12 +53,38 @@ fn rule_22_a_pipe_is_enotsock() {
     });
 }
 
+/// A pipe's two ends (`CreatePipe`): open handles that are not sockets.
+#[cfg(windows)]
+#[test]
+fn rule_22_a_pipe_is_enotsock() {
+    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+    use windows_sys::Win32::System::Pipes::CreatePipe;
+    each_backend(|b| {
+        let port = port(b);
+        let (mut read, mut write) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: both out-pointers are live locals; no security attributes, the default
+        // buffer size.
+        let ok = unsafe { CreatePipe(&mut read, &mut write, std::ptr::null(), 0) };
+        assert_ne!(ok, 0, "CreatePipe: {}", std::io::Error::last_os_error());
+        // SAFETY: both are new handles (checked above) that nothing else owns.
+        let ends = [read, write].map(|h| unsafe { OwnedHandle::from_raw_handle(h) });
+        for end in &ends {
+            let raw = end.as_raw_handle() as socknotify::RawSocketLike;
+            let r = Registration::from_raw(raw, 1, Events::IN, Operation::Enable, LEVEL);
+            let err = apply_one(&port, r).expect_err("registered a pipe");
+            assert_eq!(err.raw_os_error(), Some(ENOTSOCK), "{err}");
+            assert_eq!(ErrorCause::of(&err), Some(ErrorCause::NotSocket), "{err}");
+        }
+        assert_eq!(port.registrations(), 0);
+    });
+}
+
 #[test]
 fn rule_22_bad_flags_are_invalid_input_without_an_os_code() {
     each_backend(|b| {
         let port = port(b);
         let (_client, server) = tcp_pair();
-        let fd = server.as_raw_fd();
+        let fd = raw(&server);
         for r in [
             Registration::enable(&server, 1, Events::IN, Trigger::all()),
             Registration::enable(&server, 1, Events::IN, Trigger::ONESHOT),
@@ -86,7 +111,7 @@ fn rule_22_failed_operations_leave_the_registration_as_it_was() {
         const KEY: usize = 22;
         let port = port(b);
         let (mut client, server) = tcp_pair();
-        let fd = server.as_raw_fd();
+        let fd = raw(&server);
         // Persistent level on IN; the socket is writable too, so an OUT that leaked into
         // the filter would show.
         enable(&port, &server, KEY, Events::IN, LEVEL);

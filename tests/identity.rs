@@ -7,19 +7,22 @@
 //! names the number: were another test of this process to open a descriptor meanwhile, it
 //! could be handed that number. So every test here holds [`SERIAL`].
 
-// The issue 10 regression tests were written on unix APIs (descriptors, fork, SCM_RIGHTS,
-// Unix sockets); porting them to Windows is left for issue 12.
-#![cfg(unix)]
-
 mod util;
 
 use std::io::{self, ErrorKind, Write};
+use std::net::TcpStream;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::net::{UnixDatagram, UnixStream};
+#[cfg(windows)]
+use std::os::windows::io::OwnedSocket;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use socknotify::{Backend, CompletionPort, ErrorCause, Events, Operation, Registration};
+#[cfg(unix)]
+use socknotify::Operation;
+use socknotify::{Backend, CompletionPort, ErrorCause, Events, Registration};
 use util::race::{jitter, race};
 use util::*;
 
@@ -32,6 +35,7 @@ fn serial(test: impl Fn(Backend)) {
 }
 
 /// The cause of a failed result, `None` for `Ok`.
+#[cfg(unix)]
 fn cause(result: &io::Result<()>) -> Option<ErrorCause> {
     result.as_ref().err().map(|e| {
         ErrorCause::of(e).unwrap_or_else(|| panic!("an error socknotify did not classify: {e}"))
@@ -42,15 +46,27 @@ fn cause(result: &io::Result<()>) -> Option<ErrorCause> {
 /// that no registration explains.
 fn assert_no_enoent(result: &io::Result<()>, what: &str) {
     if let Err(e) = result {
-        assert_ne!(
-            e.raw_os_error(),
-            Some(libc::ENOENT),
-            "{what}: raw ENOENT: {e}"
-        );
+        assert_ne!(e.raw_os_error(), Some(ENOENT), "{what}: raw ENOENT: {e}");
     }
 }
 
+/// A connected, non-blocking stream pair `(socket, peer)` for racing trials: a Unix pair
+/// where there is one (cheaper), else TCP.
+#[cfg(unix)]
+fn stream_pair() -> (UnixStream, UnixStream) {
+    unix_pair()
+}
+
+/// A connected, non-blocking stream pair `(socket, peer)` for racing trials: a Unix pair
+/// where there is one (cheaper), else TCP.
+#[cfg(windows)]
+fn stream_pair() -> (TcpStream, TcpStream) {
+    let (client, server) = tcp_pair();
+    (server, client)
+}
+
 /// A connected, non-blocking Unix stream pair: cheaper than TCP, for racing trials.
+#[cfg(unix)]
 fn unix_pair() -> (UnixStream, UnixStream) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     a.set_nonblocking(true).unwrap();
@@ -84,7 +100,7 @@ fn rule_06_two_ports_racing_for_one_new_socket_exactly_one_wins_row_g() {
             20_000,
             Duration::from_millis(1500),
             |i| {
-                let (socket, peer) = unix_pair();
+                let (socket, peer) = stream_pair();
                 // A small head start for one side or the other, varied over the trials.
                 let delay = rng.below(200);
                 let delays = if rng.one_in(2) {
@@ -149,8 +165,10 @@ fn rule_06_two_ports_racing_for_one_new_socket_exactly_one_wins_row_g() {
 }
 
 /// Passes a duplicate of `fd` through a Unix datagram pair (`SCM_RIGHTS`).
+#[cfg(unix)]
 fn pass_descriptor(fd: RawFd) -> OwnedFd {
     let (tx, rx) = UnixDatagram::pair().unwrap();
+    // SAFETY: CMSG_SPACE only computes a size from its argument.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut control = vec![0u8; space];
     let mut byte = [0u8; 1];
@@ -201,17 +219,37 @@ fn pass_descriptor(fd: RawFd) -> OwnedFd {
     }
 }
 
+/// How a test may copy a socket: `try_clone` everywhere, `SCM_RIGHTS` on unix.
+#[cfg(unix)]
+const COPIES: [&str; 2] = ["try_clone", "SCM_RIGHTS"];
+/// How a test may copy a socket: `try_clone` (`WSADuplicateSocketW`) on Windows.
+#[cfg(windows)]
+const COPIES: [&str; 1] = ["try_clone"];
+
+/// A second descriptor or handle of `socket`'s socket, made as `how` says ([`COPIES`]).
+#[cfg(unix)]
+fn copy_of(socket: &TcpStream, how: &str) -> OwnedFd {
+    match how {
+        "try_clone" => socket.try_clone().unwrap().into(),
+        _ => pass_descriptor(socket.as_raw_fd()),
+    }
+}
+
+/// A second handle of `socket`'s socket, made as `how` says ([`COPIES`]).
+#[cfg(windows)]
+fn copy_of(socket: &TcpStream, how: &str) -> OwnedSocket {
+    assert_eq!(how, "try_clone");
+    socket.try_clone().unwrap().into()
+}
+
 #[test]
 fn rule_06_a_duplicate_is_the_same_socket_row_h() {
     serial(|b| {
-        for how in ["try_clone", "SCM_RIGHTS"] {
+        for how in COPIES {
             let first = port(b);
             let second = port(b);
             let (mut client, server) = tcp_pair();
-            let copy: OwnedFd = match how {
-                "try_clone" => server.try_clone().unwrap().into(),
-                _ => pass_descriptor(server.as_raw_fd()),
-            };
+            let copy = copy_of(&server, how);
             enable(&first, &server, 1, Events::IN, ONESHOT_LEVEL);
             // On another port: refused, and the copy has no registration there.
             let err = apply_one(
@@ -292,6 +330,7 @@ fn rule_06_a_duplicate_is_the_same_socket_row_h() {
 
 /// One trial of row o: the old socket at `fd`, registered, and the new socket waiting to be
 /// moved to its number.
+#[cfg(unix)]
 struct Reuse {
     fd: RawFd,
     old: Mutex<Option<UnixStream>>,
@@ -303,6 +342,11 @@ struct Reuse {
     delays: (usize, usize),
 }
 
+/// Unix only: it moves a new socket to the closed one's number (`F_DUPFD`), which Windows
+/// cannot do with handle values. The Windows form of the race is tests/windows.rs's
+/// `rule_07_closed_handle_reused_by_another_thread_at_once`, which waits for the value to
+/// be handed out again.
+#[cfg(unix)]
 #[test]
 fn rule_07_rearm_racing_close_and_reuse_never_leaves_a_registration_silent_row_o() {
     serial(|b| {

@@ -149,9 +149,6 @@ fn rule_07_closing_the_registered_handle_of_a_duplicated_socket() {
 /// or a new one). Nothing of the old registration reaches a call that began after the
 /// close, no REMOVE comes for it, and the new registration sees only its own entries.
 #[test]
-#[ignore = "known race (issue 12): a handle value closed and reused by another thread before \
-            the AFD backend reaps the close can make the new socket look like the old one \
-            (KeyChange); failed 1 of 3 full runs under Wine"]
 fn rule_07_closed_handle_reused_by_another_thread_at_once() {
     let _serial = serial();
     each_backend(|b| {

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
-#[cfg(unix)]
 pub mod child;
 pub mod race;
 
@@ -22,12 +21,40 @@ pub const EBADF: i32 = libc::EBADF;
 /// The code for something that is not a socket (`ENOTSOCK`; Winsock's `WSAENOTSOCK`).
 #[cfg(unix)]
 pub const ENOTSOCK: i32 = libc::ENOTSOCK;
+/// The code a backend's "no such registration" would have (`ENOENT`), which must never
+/// reach the caller raw.
+#[cfg(unix)]
+pub const ENOENT: i32 = libc::ENOENT;
 /// The code for a closed descriptor or handle (`EBADF`; Winsock's `WSAEBADF`).
 #[cfg(windows)]
 pub const EBADF: i32 = 10009;
+/// The code a backend's "no such registration" would have (`ERROR_NOT_FOUND`, what
+/// `STATUS_NOT_FOUND` becomes), which must never reach the caller raw.
+#[cfg(windows)]
+pub const ENOENT: i32 = 1168;
 /// The code for something that is not a socket (`ENOTSOCK`; Winsock's `WSAENOTSOCK`).
 #[cfg(windows)]
 pub const ENOTSOCK: i32 = 10038;
+
+/// Whether this is a Windows program running under Wine (its ntdll exports
+/// `wine_get_version`). Wine's completion port releases its waiters first come, first
+/// served, where Windows' releases the most recent first (rule 18's LIFO).
+#[cfg(windows)]
+pub fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: both names are NUL-terminated literals; ntdll is loaded in every process and
+    // GetModuleHandleA takes no reference; GetProcAddress only looks the name up.
+    unsafe {
+        let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+        !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+/// Whether this is a Windows program running under Wine: never on unix.
+#[cfg(unix)]
+pub fn under_wine() -> bool {
+    false
+}
 
 /// The backends this OS has, each tried by [`backends`].
 #[cfg(unix)]

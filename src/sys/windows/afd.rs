@@ -16,12 +16,13 @@ use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
 use windows_sys::Wdk::Storage::FileSystem::{NtCancelIoFileEx, NtCreateFile, FILE_OPEN};
 use windows_sys::Wdk::System::IO::NtDeviceIoControlFile;
 use windows_sys::Win32::Foundation::{
-    CloseHandle, RtlNtStatusToDosError, HANDLE, NTSTATUS, STATUS_NOT_FOUND, STATUS_PENDING,
-    STATUS_SUCCESS, UNICODE_STRING,
+    CloseHandle, GetHandleInformation, RtlNtStatusToDosError, HANDLE, NTSTATUS, STATUS_NOT_FOUND,
+    STATUS_PENDING, STATUS_SUCCESS, UNICODE_STRING,
 };
 use windows_sys::Win32::Networking::WinSock::{
-    getsockopt, WSAGetLastError, WSAIoctl, WSAStartup, SIO_BASE_HANDLE, SIO_BSP_HANDLE_POLL,
-    SOCKET_ERROR, SOCK_DGRAM, SOCK_RAW, SOL_SOCKET, SO_TYPE, WSADATA,
+    getpeername, getsockname, getsockopt, WSAGetLastError, WSAIoctl, WSAStartup, SIO_BASE_HANDLE,
+    SIO_BSP_HANDLE_POLL, SOCKADDR, SOCKET_ERROR, SOCK_DGRAM, SOCK_RAW, SOL_SOCKET, SO_TYPE,
+    WSADATA,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     SetFileCompletionNotificationModes, FILE_SHARE_READ, FILE_SHARE_WRITE, SYNCHRONIZE,
@@ -253,6 +254,66 @@ pub(super) fn base_socket(socket: RawSocket) -> io::Result<RawSocket> {
             _ => return Err(err),
         }
     }
+}
+
+/// What a socket's addresses say of it, to tell two sockets apart where user mode cannot
+/// compare the objects (a closed handle's value reused while a duplicate keeps the old
+/// socket open): its local port once bound, and a stream's peer once connected. Neither
+/// changes for the life of a socket once it is set, so two fingerprints that both have one
+/// and differ in it are two sockets; one that lacks it tells nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Fingerprint {
+    local_port: Option<u16>,
+    /// The peer's address as `getpeername` wrote it (its length, then its bytes).
+    peer: Option<(i32, [u8; 28])>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `socket` now (of a stream, `datagram` false, with its peer).
+    pub(super) fn of(socket: RawSocket, datagram: bool) -> Fingerprint {
+        let local = address(socket, getsockname);
+        let port = local.map(|(_, a)| u16::from_be_bytes([a[2], a[3]]));
+        Fingerprint {
+            local_port: port.filter(|&p| p != 0),
+            peer: if datagram {
+                None // a datagram socket may connect again, elsewhere
+            } else {
+                address(socket, getpeername)
+            },
+        }
+    }
+
+    /// Whether the two are surely of two different sockets.
+    pub(super) fn differs(&self, other: &Fingerprint) -> bool {
+        differ(self.local_port, other.local_port) || differ(self.peer, other.peer)
+    }
+}
+
+/// Whether both are set and not equal.
+fn differ<T: PartialEq>(a: Option<T>, b: Option<T>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a != b)
+}
+
+/// `getsockname` or `getpeername` of `socket`: the address's length and its bytes (an
+/// IPv4 or IPv6 address, port first after the family), or `None` where it has none.
+fn address(
+    socket: RawSocket,
+    call: unsafe extern "system" fn(usize, *mut SOCKADDR, *mut i32) -> i32,
+) -> Option<(i32, [u8; 28])> {
+    let mut storage = [0u8; 28];
+    let mut len = storage.len() as i32;
+    // SAFETY: `storage` is a live buffer of `len` bytes, room for a SOCKADDR_IN6 (28 bytes),
+    // the largest address of a TCP or UDP socket; the call writes at most `len` bytes and
+    // sets `len` to what it wrote (a bad socket only makes it fail).
+    let rc = unsafe { call(socket as usize, storage.as_mut_ptr().cast(), &mut len) };
+    (rc == 0 && len >= 4).then_some((len, storage))
+}
+
+/// Whether `handle` is an open handle (of any kind) in this process.
+pub(super) fn is_open(handle: RawSocket) -> bool {
+    let mut flags = 0u32;
+    // SAFETY: GetHandleInformation only reads the handle table; `flags` is a live local.
+    unsafe { GetHandleInformation(handle as HANDLE, &mut flags) != 0 }
 }
 
 /// Whether `socket` is a datagram (or raw) socket, which never reports a hangup.

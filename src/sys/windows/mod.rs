@@ -28,19 +28,25 @@
 //! - **Persistent EDGE** (`Interest::oneshot` false) is disarmed by its report too, and
 //!   polled again at the next `Check`, which the registry sends when the thread that
 //!   received the entry calls again (see "EDGE on AFD").
-//! - **Always a poll.** A registration that is not armed (disarmed, fired, waiting for its
-//!   re-arm) keeps a poll for `AFD_POLL_LOCAL_CLOSE` alone, so that its socket's close is
-//!   seen whenever it happens (SPEC rule 7).
+//! - **Two polls: the interest poll and the close watch** (`sock.rs`). The interest poll is
+//!   issued while the registration is armed; the close watch, a poll for
+//!   `AFD_POLL_LOCAL_CLOSE` alone, is issued once at `Add` and stays pending until the
+//!   socket is deleted or seen closed. So a close is seen whenever it happens (SPEC rule
+//!   7), also between a report and its reaping, when no interest poll is in the kernel and
+//!   another thread may already have a new socket under the closed one's handle value.
 //! - **Changing the mask.** An `Arm` while a poll is pending keeps that poll if it already
 //!   watches everything wanted (a completion for anything else is filtered and re-polled);
 //!   otherwise it cancels it and the thread that dequeues the cancelled poll's entry issues
 //!   the new one, as wepoll does. AFD has one poll per socket and no way to modify it.
-//! - **Closed sockets.** Every poll also watches `AFD_POLL_LOCAL_CLOSE`. When the process
-//!   closes a watched socket (`closesocket`, `CloseHandle`), its poll completes with it; the
-//!   selector maps that to no report, drops the registration from its table, and starts a
+//! - **Closed sockets.** When the process closes a watched socket (`closesocket`,
+//!   `CloseHandle`), its close watch (and an interest poll, which watches
+//!   `AFD_POLL_LOCAL_CLOSE` too) completes with `LOCAL_CLOSE`; the selector maps that to no
+//!   report, cancels the other poll, drops the registration from its table, and starts a
 //!   new identity epoch for the handle value (`identity.rs`), so that a new socket reusing
 //!   the value is a new socket to the registry; a later change of the old token answers
-//!   `Gone`. A poll refused for an invalid handle ends the same way.
+//!   `Gone`. A poll refused for an invalid handle ends the same way. Every report, change
+//!   and identity first reads the close watch's status block, so a close is acted on
+//!   before its entry is reaped.
 //! - **Readiness.** `RECEIVE`/`ACCEPT` are READABLE; `SEND` is WRITABLE (a finished connect
 //!   shows as SEND; `AFD_POLL_CONNECT` is not used, as in mio, because AFD reports it on
 //!   every poll of a connected socket); `DISCONNECT` is READABLE | READ_HANGUP; `ABORT` is
@@ -76,10 +82,11 @@
 //!
 //! # What is pinned, and when
 //!
-//! Each watched socket's state is one `Arc<Sock>` holding the poll's `IO_STATUS_BLOCK` and
-//! `AFD_POLL_INFO`. Issuing a poll hands the kernel one strong reference (`Arc::into_raw`,
-//! passed as the poll's APC context, which the port gives back as the entry's
-//! `lpOverlapped`); the thread that dequeues the entry takes it back. So the memory is
+//! Each watched socket's state is one `Arc<Sock>` holding its two polls' `IO_STATUS_BLOCK`
+//! and `AFD_POLL_INFO`. Issuing a poll hands the kernel one strong reference
+//! (`Arc::into_raw`, its low bit saying which poll, passed as the poll's APC context, which
+//! the port gives back as the entry's `lpOverlapped`); the thread that dequeues the entry
+//! takes it back. So the memory is
 //! allocated, unmoved and unread by this module from the moment a poll is issued until its
 //! entry (completion or cancellation) has been dequeued, whatever happens meanwhile:
 //! `Delete` only drops the table's reference.
@@ -92,19 +99,33 @@
 //! # Known limits
 //!
 //! - A close is seen by the thread that reaps its `LOCAL_CLOSE` entry, or earlier, when a
-//!   change or a [`socket_identity`] finds the poll's status block already completed with
-//!   `LOCAL_CLOSE` (the kernel writes it before it queues the entry): so a socket closed
-//!   and its handle value reused at once is a new socket to the registry. Under Wine the
-//!   block is written before `closesocket` returns; should Windows write it later, a reuse
-//!   in that window looks like the old socket until the entry is reaped.
+//!   report, a change or a [`socket_identity`] finds the close watch's status block already
+//!   completed with `LOCAL_CLOSE` (the kernel writes it before it queues the entry): so a
+//!   socket closed and its handle value reused at once, by any thread, is a new socket to
+//!   the registry. Under Wine the block is written before `closesocket` returns; should
+//!   Windows write it later, a reuse in that window looks like the old socket until the
+//!   entry is reaped.
+//! - The close watch doubles the polls in the kernel (two per socket, 64 per AFD handle).
 //! - A socket's identity ([`socket_identity`]) is a handle value, because user mode cannot
 //!   name the kernel object. A duplicate (`DuplicateHandle`, `WSADuplicateSocket`,
 //!   `try_clone`) has a handle value of its own, so a duplicate of a *registered* socket is
 //!   resolved to the registered identity by comparing objects (`identity.rs`); a duplicate
-//!   of an unregistered socket keeps its own value until one of them is registered. Once
-//!   the registered handle itself is closed, nothing can be compared with it any more: the
-//!   remaining duplicate gets an identity of its own, and the registration's next poll
-//!   answers `Gone`.
+//!   of an unregistered socket keeps its own value until one of them is registered.
+//! - **The registered handle closed while a duplicate stays open.** The socket lives on, so
+//!   no `LOCAL_CLOSE` comes, and nothing is left to compare the duplicate with: it gets an
+//!   identity of its own (a REMOVE through it answers `NotFound`), and the registration
+//!   ends at its next report, change or check, which finds the handle closed (at most one
+//!   stale report). Meanwhile the value may be handed out to a new socket, which must not
+//!   be taken for the registered one: [`socket_identity`] compares the addresses of what
+//!   the value names now with those the registered socket had (`afd::Fingerprint`: the
+//!   local port once bound, a stream's peer once connected, and the type), which never
+//!   change for one socket. So the mistake is left only for a new socket that agrees in all
+//!   that is known of both (for example one still unbound, of the same type).
+//! - Wine 8 writes a poll's result from the thread that issued it; when that thread has
+//!   exited by the time the poll completes, the entry comes with the status block and the
+//!   result unwritten. The selector takes such an entry for a cancelled poll and polls
+//!   again from the reaping thread (about 1 in 25 polls issued by a thread that exits at
+//!   once, under Wine; a missed report and a socket taken for closed before this).
 //! - Wine 8 runs all of this, with two differences from Windows that the tests allow for:
 //!   its `SIO_BASE_HANDLE` answers any handle with itself (so a non-socket is refused by
 //!   `getsockopt`, with the same `WSAENOTSOCK`), and it reports nothing for a UDP socket
@@ -117,13 +138,13 @@ mod identity;
 pub(crate) mod native;
 mod port;
 mod selector;
+mod sock;
 #[cfg(test)]
 mod tests;
 
 use std::io;
 use std::os::windows::io::RawSocket;
 
-use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE};
 use windows_sys::Win32::Networking::WinSock::INVALID_SOCKET;
 
 pub(crate) use selector::Selector;
@@ -168,9 +189,9 @@ pub(crate) fn index(socket: RawSocket) -> Option<usize> {
 pub(crate) fn socket_identity(socket: RawSocket) -> io::Result<u64> {
     let base = afd::base_socket(socket).map_err(|e| not_a_socket(socket, e))?;
     // Wine answers SIO_BASE_HANDLE for any handle: a socket option tells a socket.
-    afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
+    let datagram = afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
     let canonical = identity::canonical(base);
-    selector::seen_closed(canonical);
+    selector::seen_closed(canonical, base, datagram);
     Ok(identity::of(canonical))
 }
 
@@ -188,10 +209,7 @@ fn not_a_socket(socket: RawSocket, err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(code::NOT_SOCKET) {
         return err;
     }
-    let mut flags = 0u32;
-    // SAFETY: GetHandleInformation only reads the handle table; `flags` is a live local.
-    let open = unsafe { GetHandleInformation(socket as HANDLE, &mut flags) } != 0;
-    if open {
+    if afd::is_open(socket) {
         err
     } else {
         io::Error::from_raw_os_error(code::CLOSED)

@@ -4,9 +4,9 @@
 //! [`Unsupported`](io::ErrorKind::Unsupported) and `Backend::Auto` uses AFD.
 //!
 //! The OS keeps the registrations, so this selector only translates, one
-//! `ProcessSocketNotifications` call per batch of changes, with the registration's token
-//! as its completion key: `Add` and `Arm` are ENABLE (one-shot, or persistent EDGE, as the
-//! interest says), `Disarm` is DISABLE, `Delete` is REMOVE (whose REMOVE entry this
+//! `ProcessSocketNotifications` call per change (why not per batch: [`Selector::apply`]),
+//! with the registration's token as its completion key: `Add` and `Arm` are ENABLE
+//! (one-shot, or persistent EDGE, as the interest says), `Disarm` is DISABLE, `Delete` is REMOVE (whose REMOVE entry this
 //! selector swallows: the registry queues its own), `Check` asks whether the handle is
 //! still a socket. The entries are dequeued from the same completion port as wakes.
 //!
@@ -97,12 +97,26 @@ impl Selector {
         })
     }
 
-    /// Applies the changes with one `ProcessSocketNotifications` call (`Check` needs
-    /// none), then settles each with its registration's result.
     /// Applies the changes in order, up to the first that fails (the contract: the rest are
-    /// not applied). One `ProcessSocketNotifications` per change, because the kernel applies
-    /// a whole batch whatever fails in it; batching the changes up to a failure is left for
-    /// when this backend can be run.
+    /// not applied), with one `ProcessSocketNotifications` per change (`Check` needs none).
+    ///
+    /// Why not one call for the whole batch: the call gives every element a result of its
+    /// own (its reference page: "you must inspect the elements for whether the
+    /// registration was processed successfully") and does not say that it stops at a
+    /// failed one, so the changes after a failure would have been applied when the
+    /// contract says they are not ([`ChangeError::NotApplied`]): the registry applies them
+    /// again after dealing with the failure, which may change what they mean (a DISABLE
+    /// through a renumbered handle, failed and retried by identity, must not be overtaken
+    /// by a later ENABLE of the same socket through a duplicate: tests/ordering.rs's
+    /// `rule_09_a_failed_change_does_not_let_later_ones_overtake_it`). Nor can they be
+    /// taken back: this selector keeps no state to undo an ENABLE or a DISABLE, a REMOVE
+    /// cannot be undone, and an undone one-shot may already have queued its entry. One call
+    /// per batch needs a contract in which a backend may answer the changes after a failure
+    /// with their own results and the registry retries a failed change only where no later
+    /// change of the batch can concern its socket (or a mark on the changes whose failure
+    /// is never retried: the registry's own re-arms): both are changes to `sys/mod.rs` and
+    /// `registry.rs`, and the call's behaviour after a failed element must first be seen on
+    /// a Windows that has it (Wine has none).
     pub(crate) fn apply(&self, changes: &mut [Change]) {
         let mut failed = false;
         for change in changes.iter_mut() {

@@ -1,4 +1,5 @@
-//! The selector: one completion port, a few AFD device handles, one pinned poll per socket.
+//! The selector: one completion port, a few AFD device handles, two pinned polls per
+//! socket (its interest poll and its close watch, `sock.rs`).
 //!
 //! Each watched socket is a [`Sock`] in an [`Arc`]. While a poll is in the kernel, the
 //! kernel holds one strong reference (`Arc::into_raw`, passed as the poll's context and
@@ -6,28 +7,27 @@
 //! `PollInfo` cannot be freed or moved before the entry is dequeued; whoever dequeues it
 //! takes that reference back (`Arc::from_raw`). A socket's poll state changes only under its
 //! `state` lock, so at any moment there is one owner of the decision to issue, cancel or
-//! re-issue its poll.
+//! re-issue its polls.
 
-use std::cell::UnsafeCell;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::os::windows::io::RawSocket;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Weak;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    ERROR_INVALID_HANDLE, STATUS_CANCELLED, STATUS_INVALID_HANDLE, STATUS_PENDING,
+    ERROR_INVALID_HANDLE, NTSTATUS, STATUS_CANCELLED, STATUS_INVALID_HANDLE, STATUS_PENDING,
 };
 use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
-use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED};
+use windows_sys::Win32::System::IO::OVERLAPPED;
 
-use super::afd::{self, Afd, PollInfo};
+use super::afd::{self, Afd, Fingerprint};
 use super::identity;
 use super::port::{self, Port};
+use super::sock::{lock, Poll, Sock, State, Which};
 use crate::event::Events;
 use crate::sys::{Change, ChangeError, Interest, Op, RawEvent, Readiness};
 
@@ -67,90 +67,6 @@ struct Table {
     /// Identities of live registrations, so that an `Add` of the same socket replaces the
     /// stale one; each is held in the process-wide identity table while it is here.
     identities: HashMap<RawSocket, u64>,
-}
-
-/// One watched socket and its poll's memory.
-struct Sock {
-    /// Written by the kernel while a poll is pending; read under `state`'s lock otherwise.
-    io: UnsafeCell<PollIo>,
-    state: Mutex<State>,
-    token: u64,
-    /// The handle polled: the base socket of the handle that was added.
-    base: RawSocket,
-    /// The socket's identity (see `identity.rs`): `base`, or the base handle under which a
-    /// duplicate of it was registered first.
-    identity: RawSocket,
-    datagram: bool,
-    afd: Arc<Afd>,
-    /// The socket's close has been counted in its identity's epoch (`identity::closed`).
-    epoch_done: AtomicBool,
-}
-
-// SAFETY: `io` is the only field that is not Send + Sync by itself. It is written by the
-// kernel only while `state.poll` is not Idle, and by this module only with `state` locked
-// and `state.poll` Idle (after the poll's entry was dequeued, or before the poll is issued),
-// so no two writers ever touch it at once. The one read while a poll is pending,
-// [`Sock::closed_early`], is volatile, under `state`'s lock, of what the kernel writes once
-// when the poll completes.
-unsafe impl Send for Sock {}
-// SAFETY: as for Send: every access to `io` is serialised by `state`'s lock and the poll
-// status it holds.
-unsafe impl Sync for Sock {}
-
-impl fmt::Debug for Sock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sock")
-            .field("token", &self.token)
-            .field("base", &self.base)
-            .field("identity", &self.identity)
-            .field("datagram", &self.datagram)
-            .field("state", &*lock(&self.state))
-            .finish_non_exhaustive()
-    }
-}
-
-/// The memory one `IOCTL_AFD_POLL` reads and writes.
-#[repr(C)]
-struct PollIo {
-    iosb: IO_STATUS_BLOCK,
-    info: PollInfo,
-}
-
-/// Where a socket's poll is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Poll {
-    /// No poll in the kernel.
-    Idle,
-    /// A poll for this AFD mask is in the kernel.
-    Pending(u32),
-    /// The poll in the kernel was asked to cancel; its entry has not been dequeued yet.
-    Cancelling,
-}
-
-#[derive(Debug)]
-struct State {
-    poll: Poll,
-    /// The AFD mask of the armed interest; `None` while disarmed (or fired, or closed).
-    /// A socket that is not armed still has a poll for `LOCAL_CLOSE` alone, so that its
-    /// close is seen whenever it happens.
-    want: Option<u32>,
-    /// One-shot interest: a report disarms. Otherwise (persistent EDGE) a report disarms
-    /// too, and the next `Check` polls again: AFD has no edge mode, and a poll while the
-    /// reported condition still holds would report it again at once.
-    oneshot: bool,
-    /// The AFD mask of the interest last given (`Add`, `Arm`).
-    mask: u32,
-    /// Persistent EDGE that reported since the last `Check`.
-    edge_fired: bool,
-    /// The AFD events of the last report (persistent EDGE).
-    reported: u32,
-    /// Lasting conditions (`DISCONNECT`, `ABORT`, `CONNECT_FAIL`) a persistent EDGE
-    /// registration has reported: never polled for again, since they never clear.
-    sticky: u32,
-    /// Deleted: nothing more is reported or issued; the entry only frees the memory.
-    deleted: bool,
-    /// The socket was closed (`LOCAL_CLOSE` or an invalid handle): `Arm`/`Delete` say `Gone`.
-    closed: bool,
 }
 
 impl Selector {
@@ -259,30 +175,25 @@ impl Selector {
         {
             self.retire(table, &old);
         }
-        let sock = Arc::new(Sock {
-            io: UnsafeCell::new(PollIo {
-                iosb: IO_STATUS_BLOCK::default(),
-                info: PollInfo::new(),
-            }),
-            state: Mutex::new(State {
-                poll: Poll::Idle,
-                want: Some(afd_mask(interest)),
-                oneshot: interest.oneshot,
-                mask: afd_mask(interest),
-                edge_fired: false,
-                reported: 0,
-                sticky: 0,
-                deleted: false,
-                closed: false,
-            }),
+        let sock = Arc::new(Sock::new(
             token,
             base,
             identity,
             datagram,
             afd,
-            epoch_done: AtomicBool::new(false),
-        });
-        self.issue(&sock, &mut lock(&sock.state))?;
+            afd_mask(interest),
+            interest.oneshot,
+        ));
+        {
+            let mut state = lock(&sock.state);
+            // The close watch first: from here on, a close of the socket is seen.
+            self.watch(&sock, &mut state)?;
+            if let Err(e) = self.issue(&sock, &mut state) {
+                state.deleted = true;
+                sock.stop(&mut state);
+                return Err(e);
+            }
+        }
         live().insert(identity, Arc::downgrade(&sock));
         table.tokens.insert(token, sock);
         table.identities.insert(identity, token);
@@ -335,12 +246,16 @@ impl Selector {
     /// poll issues the new one, as in wepoll). A pending poll that watches more than is
     /// wanted is kept: what it reports beyond the interest is filtered out and re-polled.
     fn repoll(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
-        let mask = poll_mask(state);
+        // Not armed: no interest poll is needed (the close watch sees a close); one still
+        // pending is filtered when it completes.
+        let Some(mask) = state.want else {
+            return Ok(());
+        };
         match state.poll {
             Poll::Idle => self.issue(sock, state),
             Poll::Cancelling => Ok(()),
             Poll::Pending(pending) if pending & mask == mask => Ok(()),
-            Poll::Pending(_) => self.cancel(sock, state),
+            Poll::Pending(_) => sock.cancel(Which::Interest, state),
         }
     }
 
@@ -365,6 +280,14 @@ impl Selector {
             return Err(ChangeError::Gone);
         }
         if state.closed || afd::base_socket(socket).ok() != Some(sock.base) {
+            if !state.closed && !afd::is_open(sock.base) {
+                // The registered handle was closed while a duplicate keeps the socket open
+                // (so no LOCAL_CLOSE): its value may be handed out again at once, and is a
+                // new socket's from now on.
+                sock.close_seen(&mut state);
+                drop(state);
+                self.forget(table, &sock);
+            }
             return Err(ChangeError::Gone);
         }
         if state.edge_fired {
@@ -387,11 +310,7 @@ impl Selector {
         forget_identity(table, sock);
         let mut state = lock(&sock.state);
         state.deleted = true;
-        state.want = None;
-        if let Poll::Pending(_) = state.poll {
-            // A failed cancel only delays the memory's release to the poll's completion.
-            let _ = self.cancel(sock, &mut state);
-        }
+        sock.stop(&mut state);
     }
 
     /// `sock`'s socket was closed: it leaves the table, and its handle value starts a new
@@ -410,20 +329,50 @@ impl Selector {
         forget_identity(table, sock);
     }
 
-    /// Issues a poll for `state` ([`poll_mask`]). `state` must be `sock`'s, locked, with no
-    /// poll.
+    /// Issues the interest poll for the armed interest, if armed. `state` must be
+    /// `sock`'s, locked, with no interest poll in the kernel.
     fn issue(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
         debug_assert_eq!(state.poll, Poll::Idle);
+        let Some(mask) = state.want else {
+            return Ok(());
+        };
         if state.deleted || state.closed {
             return Ok(());
         }
-        let mask = poll_mask(state);
-        let io = sock.io.get();
+        match self.start(sock, Which::Interest, mask) {
+            Ok(()) => {
+                state.poll = Poll::Pending(mask);
+                Ok(())
+            }
+            Err(status) => refused(sock, state, status),
+        }
+    }
+
+    /// Issues the close watch. `state` must be `sock`'s, locked, with no watch in the
+    /// kernel.
+    fn watch(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
+        debug_assert_eq!(state.watch, Poll::Idle);
+        if state.deleted || state.closed {
+            return Ok(());
+        }
+        match self.start(sock, Which::Watch, afd::LOCAL_CLOSE) {
+            Ok(()) => {
+                state.watch = Poll::Pending(afd::LOCAL_CLOSE);
+                Ok(())
+            }
+            Err(status) => refused(sock, state, status),
+        }
+    }
+
+    /// Issues the poll `which` of `sock` for `mask`, handing the kernel one reference.
+    /// The caller holds `sock`'s state lock, with that poll Idle.
+    fn start(&self, sock: &Arc<Sock>, which: Which, mask: u32) -> Result<(), NTSTATUS> {
+        let io = sock.io(which);
         // The kernel's reference, reclaimed in `complete` (or below if refused).
-        let context = Arc::into_raw(Arc::clone(sock));
+        let context = which.context(Arc::into_raw(Arc::clone(sock)));
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        // SAFETY: `state.poll` is Idle, so no poll uses `io`, and `state`'s lock keeps this
-        // module off it; the strong reference in `context` keeps the `Sock` (and `io`)
+        // SAFETY: the poll `which` is Idle, so no poll uses `io`, and `state`'s lock keeps
+        // this module off it; the strong reference in `context` keeps the `Sock` (and `io`)
         // allocated and unmoved until the entry is dequeued and `complete` reclaims it.
         let issued = unsafe {
             sock.afd.poll(
@@ -434,41 +383,14 @@ impl Selector {
                 context.cast(),
             )
         };
-        match issued {
-            Ok(()) => {
-                state.poll = Poll::Pending(mask);
-                Ok(())
-            }
-            Err(status) => {
-                self.in_flight.fetch_sub(1, Ordering::AcqRel);
-                // SAFETY: the request was refused, so no entry will carry `context`: the
-                // reference it holds is reclaimed here, once.
-                drop(unsafe { Arc::from_raw(context) });
-                let err = afd::nt_error(status);
-                let code = err.raw_os_error().unwrap_or(0);
-                if status == STATUS_INVALID_HANDLE
-                    || code == ERROR_INVALID_HANDLE as i32
-                    || code == WSAENOTSOCK
-                {
-                    state.closed = true;
-                    state.want = None;
-                    Err(ChangeError::Gone)
-                } else {
-                    Err(ChangeError::Os(code))
-                }
-            }
+        if issued.is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // SAFETY: the request was refused, so no entry will carry `context`: the
+            // reference it holds (an `Arc::into_raw` tagged by `which`) is reclaimed here,
+            // once.
+            drop(unsafe { Arc::from_raw(Which::of_context(context).1) });
         }
-    }
-
-    /// Asks the kernel to cancel `sock`'s pending poll; returns at once.
-    fn cancel(&self, sock: &Sock, state: &mut State) -> Result<(), ChangeError> {
-        debug_assert!(matches!(state.poll, Poll::Pending(_)));
-        let io = sock.io.get();
-        // SAFETY: the poll is pending (its entry not dequeued: `state` is locked and says
-        // so), and the pointer only names the request; nothing is read or written here.
-        unsafe { sock.afd.cancel(&raw mut (*io).iosb) }.map_err(os)?;
-        state.poll = Poll::Cancelling;
-        Ok(())
+        issued
     }
 
     /// Takes back the kernel's reference carried by an AFD entry and turns the poll's
@@ -477,38 +399,75 @@ impl Selector {
         if overlapped.is_null() {
             return None; // not a poll of ours (every poll has a context)
         }
-        // SAFETY: entries with AFD_KEY come only from polls issued by `issue`, whose context
-        // (given back as `lpOverlapped`) is an `Arc::into_raw` of a `Sock`; the port hands
-        // each entry out once, so the reference is reclaimed once.
-        let sock = unsafe { Arc::from_raw(overlapped.cast_const().cast::<Sock>()) };
+        let (which, sock) = Which::of_context(overlapped.cast_const().cast());
+        // SAFETY: entries with AFD_KEY come only from polls issued by `start`, whose context
+        // (given back as `lpOverlapped`) is an `Arc::into_raw` of a `Sock` tagged by the
+        // poll (`Which::context`, undone by `of_context`); the port hands each entry out
+        // once, so the reference is reclaimed once.
+        let sock = unsafe { Arc::from_raw(sock) };
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         let mut state = lock(&sock.state);
-        state.poll = Poll::Idle;
+        *state.poll_mut(which) = Poll::Idle;
         if state.deleted || state.closed {
             return None;
         }
-        // SAFETY: the poll's entry has just been dequeued, so the kernel is done with `io`,
-        // and `state`'s lock (held) keeps every other thread off it.
+        // SAFETY: the poll's entry has just been dequeued, so the kernel is done with its
+        // memory, and `state`'s lock (held) keeps every other thread off it.
         let (status, events) = unsafe {
-            let io = &*sock.io.get();
+            let io = &*sock.io(which);
             (io.iosb.Anonymous.Status, io.info.events())
         };
+        // A status block still as `start` left it: the result was never written. Wine 8
+        // does this when the thread that issued the poll has exited by the time the poll
+        // completes (it writes a poll's result from that thread, and posts the entry
+        // without it when the thread is gone). The entry then says nothing about the
+        // socket, and `info` still holds the request (every event asked for, LOCAL_CLOSE
+        // among them): it counts as a cancelled poll, and this thread polls again.
+        // Windows writes both before it queues the entry.
+        let status = if status == STATUS_PENDING {
+            STATUS_CANCELLED
+        } else {
+            status
+        };
+        let closed = status >= 0 && events.is_some_and(|e| e & afd::LOCAL_CLOSE != 0);
+        if closed || sock.closed_early(&mut state) {
+            // Closed by this process (this poll says so, or the other one does): end
+            // silently; later changes will say Gone.
+            sock.close_seen(&mut state);
+            drop(state);
+            self.forget(&mut lock(&self.table), &sock);
+            return None;
+        }
+        if which == Which::Watch {
+            // Not a close (cancelled by no one of ours: ours set `deleted` or `closed`
+            // first), so watch again. A watch that failed is not issued again, so that a
+            // lasting failure cannot spin; the interest poll still carries LOCAL_CLOSE.
+            let failed = status < 0 && status != STATUS_CANCELLED;
+            if !failed && self.watch(&sock, &mut state).is_err() {
+                drop(state);
+                self.forget(&mut lock(&self.table), &sock);
+            }
+            return None;
+        }
         let readiness = if status == STATUS_CANCELLED {
             Readiness::default()
         } else if status < 0 {
             // The request itself failed: say so rather than go silent.
             Readiness::new(Readiness::ERROR)
-        } else if events.is_some_and(|e| e & afd::LOCAL_CLOSE != 0) {
-            // Closed by this process: end silently; later changes will say Gone.
-            state.closed = true;
-            state.want = None;
-            drop(state);
-            self.forget(&mut lock(&self.table), &sock);
-            return None;
         } else {
             readiness(events.unwrap_or(0) & state.want.unwrap_or(0), sock.datagram)
         };
         let report = state.want.is_some() && readiness != Readiness::default();
+        if report && !afd::is_open(sock.base) {
+            // The registered handle was closed while a duplicate keeps the socket open, so
+            // no LOCAL_CLOSE came: this report is the one stale report rule 7 allows, and
+            // is dropped; the handle value, which may be handed out again at once, is a new
+            // socket's from now on.
+            sock.close_seen(&mut state);
+            drop(state);
+            self.forget(&mut lock(&self.table), &sock);
+            return None;
+        }
         if report {
             // Disarmed until the next Arm (one-shot) or Check (persistent EDGE).
             if !state.oneshot {
@@ -517,8 +476,8 @@ impl Selector {
             }
             state.want = None;
         }
-        // Poll again: for the armed interest if this completion carried nothing for it,
-        // else for LOCAL_CLOSE alone.
+        // Poll again if this completion carried nothing for the armed interest (a report
+        // disarmed it: no poll until the next Arm or Check; the close watch stays).
         match self.issue(&sock, &mut state) {
             Ok(()) => {}
             Err(ChangeError::Gone) => {
@@ -569,10 +528,7 @@ impl Selector {
         for sock in table.tokens.values() {
             let mut state = lock(&sock.state);
             state.deleted = true;
-            state.want = None;
-            if let Poll::Pending(_) = state.poll {
-                let _ = self.cancel(sock, &mut state);
-            }
+            sock.stop(&mut state);
         }
         drop(table);
         let deadline = Instant::now() + DROP_GRACE;
@@ -605,11 +561,6 @@ impl Drop for Selector {
     }
 }
 
-/// The AFD events `state`'s poll watches: the armed interest's, or `LOCAL_CLOSE` alone.
-fn poll_mask(state: &State) -> u32 {
-    state.want.unwrap_or(afd::LOCAL_CLOSE)
-}
-
 /// Drops the socket's identity if it still names `sock`'s registration, so that a new
 /// socket that reuses the handle value can be added.
 fn forget_identity(table: &mut Table, sock: &Sock) {
@@ -634,55 +585,39 @@ fn live() -> MutexGuard<'static, BTreeMap<RawSocket, Weak<Sock>>> {
     lock(&LIVE)
 }
 
-/// Counts the close of the registered socket with identity `identity` in its epoch if
-/// its poll has already completed with `LOCAL_CLOSE`, though no thread has reaped that
-/// entry yet: a new socket that reuses the handle value is then a new socket at once,
-/// not only after the next wait (SPEC rule 7).
-pub(super) fn seen_closed(identity: RawSocket) {
+/// Counts the close of the registered socket with identity `identity` in its epoch if it
+/// is known to be closed though no thread has reaped that news yet, so that a new socket
+/// that reuses the handle value is a new socket at once (SPEC rule 7): its close watch has
+/// completed with `LOCAL_CLOSE`, or (no `LOCAL_CLOSE` comes while a duplicate keeps the
+/// old socket open) the handle `base`, of a `datagram` socket or not, is the registered
+/// value but names a socket with other addresses ([`Fingerprint`]).
+pub(super) fn seen_closed(identity: RawSocket, base: RawSocket, datagram: bool) {
     let sock = live().get(&identity).and_then(Weak::upgrade);
     if let Some(sock) = sock {
         let mut state = lock(&sock.state);
-        if sock.closed_early(&mut state) {
+        let closed = sock.closed_early(&mut state)
+            || (base == sock.base
+                && (datagram != sock.datagram
+                    || Fingerprint::of(base, datagram).differs(&sock.fingerprint)));
+        if closed {
+            sock.close_seen(&mut state);
             drop(state);
             sock.count_close();
         }
     }
 }
 
-impl Sock {
-    /// Whether the pending poll has completed with `LOCAL_CLOSE` (its entry not reaped
-    /// yet). The kernel writes the status block and the poll's result when the poll
-    /// completes, before it queues the entry; `state` must be this socket's, locked.
-    fn closed_early(&self, state: &mut State) -> bool {
-        if state.closed {
-            return true;
-        }
-        if !matches!(state.poll, Poll::Pending(_) | Poll::Cancelling) {
-            return false;
-        }
-        let io = self.io.get();
-        // SAFETY: `io` lives as long as `self`; the kernel writes the status once, when the
-        // poll completes, and a volatile read of an aligned i32 sees it before or after.
-        let status = unsafe { std::ptr::read_volatile(&raw const (*io).iosb.Anonymous.Status) };
-        if status == STATUS_PENDING {
-            return false;
-        }
-        // SAFETY: the status is no longer STATUS_PENDING, so the kernel has written the
-        // poll's result and writes nothing more to `io` for this poll.
-        let info = unsafe { std::ptr::read_volatile(&raw const (*io).info) };
-        if status >= 0 && info.events().is_some_and(|e| e & afd::LOCAL_CLOSE != 0) {
-            state.closed = true;
-            state.want = None;
-            return true;
-        }
-        false
-    }
-
-    /// Counts this socket's close in its identity's epoch, once.
-    fn count_close(&self) {
-        if !self.epoch_done.swap(true, Ordering::AcqRel) {
-            identity::closed(self.identity);
-        }
+/// A poll of `sock` was refused with `status`: an invalid handle means the socket is gone
+/// (closed before the poll was issued); anything else is the OS's error.
+fn refused(sock: &Sock, state: &mut State, status: NTSTATUS) -> Result<(), ChangeError> {
+    let err = afd::nt_error(status);
+    let code = err.raw_os_error().unwrap_or(0);
+    if status == STATUS_INVALID_HANDLE || code == ERROR_INVALID_HANDLE as i32 || code == WSAENOTSOCK
+    {
+        sock.close_seen(state);
+        Err(ChangeError::Gone)
+    } else {
+        Err(ChangeError::Os(code))
     }
 }
 
@@ -729,9 +664,4 @@ pub(super) fn readiness(events: u32, datagram: bool) -> Readiness {
 
 fn os(err: io::Error) -> ChangeError {
     ChangeError::Os(err.raw_os_error().unwrap_or(0))
-}
-
-/// Locks, ignoring poisoning: a panic elsewhere must not make the selector unusable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

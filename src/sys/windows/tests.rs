@@ -238,7 +238,7 @@ fn a_disarmed_socket_closed_is_seen_closed() {
     add(&sel, &server, 8, Events::IN);
     assert_eq!(change(&sel, 0, 8, Op::Disarm), Ok(()));
     expect_nothing(&sel);
-    drop(server); // its close-only poll completes with LOCAL_CLOSE
+    drop(server); // its close watch completes with LOCAL_CLOSE
     expect_nothing(&sel);
     assert_eq!(arm(&sel, 8, Events::IN), Err(ChangeError::Gone));
     assert_eq!(sel.in_flight(), 0);
@@ -291,6 +291,85 @@ fn a_new_socket_reusing_a_closed_ones_handle_registers_cleanly() {
     add(&sel, new, 2, Events::OUT);
     let readiness = expect_one(&sel, 2);
     assert!(readiness.has(Readiness::WRITABLE), "{readiness:?}");
+}
+
+/// The race of issue 12: the socket's interest poll has completed (its entry not reaped
+/// yet), so no interest poll is in the kernel when the socket is closed and its handle
+/// value is taken by a new socket. The close watch still sees the close: the new socket
+/// is another socket at once, and the old poll's entry, reaped later, reports nothing and
+/// is not issued again (it would go to the new socket).
+#[test]
+fn a_close_between_a_report_and_its_reaping_is_seen() {
+    let sel = Selector::new().unwrap();
+    let (mut client, server) = tcp_pair();
+    client.write_all(b"unread").unwrap();
+    while server.peek(&mut [0u8; 1]).is_err() {
+        thread::yield_now(); // until the data has arrived: the poll then completes at once
+    }
+    add(&sel, &server, 1, Events::IN);
+    let old = server.as_raw_socket();
+    let before = socket_identity(old).unwrap();
+    drop(server);
+    let mut keep = Vec::new();
+    let reused = (0..64).find_map(|_| {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if udp.as_raw_socket() == old {
+            return Some(udp);
+        }
+        keep.push(udp);
+        None
+    });
+    if let Some(reused) = &reused {
+        assert_ne!(
+            socket_identity(reused.as_raw_socket()).unwrap(),
+            before,
+            "a new socket under a closed one's value is another socket"
+        );
+    } else {
+        eprintln!("SKIPPED (partly): no new socket reused handle value {old} in 64");
+    }
+    expect_nothing(&sel); // the interest poll's RECEIVE and the watch's LOCAL_CLOSE
+    assert_eq!(arm(&sel, 1, Events::IN), Err(ChangeError::Gone));
+    assert_eq!(sel.in_flight(), 0, "no poll was issued on the new socket");
+}
+
+/// The registered handle is closed while a duplicate keeps the socket open, so no
+/// `LOCAL_CLOSE` comes, and a new socket gets the handle value: its addresses tell it from
+/// the registered socket, so it is another socket at once (it was taken for the registered
+/// one: "registered on another port" in tests/stale.rs when two tests met so).
+#[test]
+fn a_new_socket_under_a_closed_handle_of_a_duplicated_socket_is_another_socket() {
+    let sel = Selector::new().unwrap();
+    let (_client, server) = tcp_pair();
+    let dup = server.try_clone().unwrap();
+    add(&sel, &server, 1, Events::IN);
+    let old = server.as_raw_socket();
+    let before = socket_identity(old).unwrap();
+    drop(server);
+    // A stream socket like the old one (one handle each, unlike a connected pair, whose
+    // listener would take the value), bound: only its port tells it apart.
+    let mut keep = Vec::new();
+    let reused = (0..64).find_map(|_| {
+        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+        let tcp = tcp.unwrap();
+        if tcp.as_raw_socket() == old {
+            return Some(tcp);
+        }
+        keep.push(tcp);
+        None
+    });
+    let Some(new) = reused else {
+        eprintln!("SKIPPED: no new socket reused handle value {old} in 64");
+        return;
+    };
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    new.bind(&any_port.into()).unwrap();
+    assert_ne!(socket_identity(new.as_raw_socket()).unwrap(), before);
+    // The new socket can be added (the old registration's item goes). Whether the old
+    // registration was the one seen closed is not asked: another test may have had a
+    // socket under the value meanwhile, and the process-wide table names the latest.
+    add(&sel, &new, 2, Events::OUT);
+    drop(dup);
 }
 
 #[test]
@@ -443,12 +522,12 @@ fn a_duplicate_of_a_registered_socket_has_its_identity() {
     // A different socket is never taken for it.
     let (other, _peer) = tcp_pair();
     assert_ne!(socket_identity(other.as_raw_socket()).unwrap(), original);
-    // Deleted, the identity is released: the duplicate is a socket of its own again.
+    // Deleted, the identity is released: the duplicate is a socket of its own again (its
+    // own value, under whatever epoch other tests' closes gave that value).
     assert_eq!(change(&sel, 0, 1, Op::Delete), Ok(()));
-    assert_eq!(
-        socket_identity(dup.as_raw_socket()).unwrap(),
-        dup.as_raw_socket()
-    );
+    let own = socket_identity(dup.as_raw_socket()).unwrap();
+    assert_ne!(own, original);
+    assert_eq!(own & 0xffff_ffff, dup.as_raw_socket());
     add(&sel, &dup, 3, Events::IN);
 }
 
@@ -486,7 +565,12 @@ fn a_closed_socket_has_no_identity() {
     // The value may be reused by another test's socket at once; only a failure or a
     // different socket is acceptable, never the old identity for a live socket we closed.
     if let Ok(identity) = socket_identity(raw) {
-        assert_eq!(identity, raw, "only a reused handle value may answer");
+        // (under whatever epoch other tests' closes gave the value)
+        assert_eq!(
+            identity & 0xffff_ffff,
+            raw,
+            "only a reused handle value may answer"
+        );
     }
 }
 
@@ -569,4 +653,29 @@ fn interest_maps_to_afd_events_as_mio_does() {
         afd_mask(interest(Events::IN)),
         "AFD polls EDGE like LEVEL"
     );
+}
+
+/// A poll issued by a thread that exits at once: under Wine 8 its entry comes without its
+/// result when the thread is gone by then (issue 12's missed re-report in
+/// `hostile::empty_and_huge_entry_buffers`; about 1 in 25 such polls here). The selector
+/// polls again from the thread that reaps it, so the report is never lost and the socket is
+/// never taken for closed (the unwritten result still holds the request's LOCAL_CLOSE).
+#[test]
+fn a_poll_issued_by_a_thread_that_exits_still_reports() {
+    let sel = Arc::new(Selector::new().unwrap());
+    for token in 0..400 {
+        let (mut client, server) = tcp_pair();
+        let server = Arc::new(server);
+        let (done, added) = mpsc::channel();
+        let (s, srv) = (sel.clone(), server.clone());
+        thread::spawn(move || {
+            add(&s, &*srv, token, Events::IN);
+            done.send(()).unwrap();
+        });
+        added.recv().unwrap();
+        client.write_all(b"x").unwrap();
+        let readiness = expect_one(&sel, token);
+        assert!(readiness.has(Readiness::READABLE), "{token}: {readiness:?}");
+        assert_eq!(change(&sel, 0, token, Op::Delete), Ok(()), "{token}");
+    }
 }
