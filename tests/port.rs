@@ -202,6 +202,9 @@ fn rule_18_concurrency_bounds_released_threads() {
         let port = Arc::new(port_with(b, 2));
         let released = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
+        // A thread waiting for a slot may wait as long as the released ones keep calling
+        // (they go first), so a timeout means "call again"; the whole run has a deadline.
+        let deadline = Instant::now() + 6 * ARRIVAL;
         let handles: Vec<_> = (0..THREADS)
             .map(|_| {
                 let (port, released, peak) = (port.clone(), released.clone(), peak.clone());
@@ -209,11 +212,14 @@ fn rule_18_concurrency_bounds_released_threads() {
                     let mut entries = [CompletionEntry::default(); 1];
                     let mut holding = false;
                     loop {
-                        if holding {
+                        if std::mem::take(&mut holding) {
                             released.fetch_sub(1, Ordering::SeqCst);
                         }
                         let n = port.dequeue(&mut entries, Some(ARRIVAL)).unwrap();
-                        assert_eq!(n, 1, "starved");
+                        if n == 0 {
+                            assert!(Instant::now() < deadline, "starved");
+                            continue;
+                        }
                         let now = released.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
                         holding = true;

@@ -69,7 +69,7 @@ pub fn raw(socket: &impl AsSocketLike) -> RawSocketLike {
 }
 
 /// How long an expected entry may take to arrive.
-pub const ARRIVAL: Duration = Duration::from_secs(5);
+pub const ARRIVAL: Duration = Duration::from_secs(20);
 /// How long to watch for an entry that must not come.
 pub const QUIET: Duration = Duration::from_millis(150);
 
