@@ -977,20 +977,15 @@ impl<'r> Batch<'r, '_> {
             let mut held = std::mem::take(&mut self.held);
             let mut changes = std::mem::take(&mut self.changes);
             let mut again = Vec::new();
-            let selector = self.selector;
-            {
-                let mut pending = held.drain(..);
-                selector.apply_each(&mut changes, &mut |_, result| {
-                    let mut held = pending.next().expect("one held change per change");
-                    if result == Err(ChangeError::NotApplied) {
-                        again.push(self.unhold(held));
-                    } else {
-                        // Its lock goes when `held` does, at the end of this closure.
-                        self.settle(&mut held, result);
-                    }
-                });
+            self.selector.apply(&mut changes);
+            for (mut held, change) in held.drain(..).zip(changes.drain(..)) {
+                if change.result == Err(ChangeError::NotApplied) {
+                    again.push(self.unhold(held));
+                } else {
+                    // Its lock goes when `held` does, at the end of this iteration.
+                    self.settle(&mut held, change.result);
+                }
             }
-            changes.clear();
             self.held = held;
             self.changes = changes;
             self.redo(again);

@@ -417,42 +417,6 @@ impl Selector {
         false
     }
 
-    /// Applies `changes` as [`apply`](Selector::apply) does, and hands each result to
-    /// `settle` (with the change's position) as soon as the kernel has answered it, so
-    /// that the registry releases a slot's lock one system call after taking it where
-    /// each change is a system call of its own (epoll), instead of after the whole batch.
-    /// Batching backends answer them all after their one transition.
-    pub(crate) fn apply_each(
-        &self,
-        changes: &mut [Change],
-        settle: &mut dyn FnMut(usize, Result<(), ChangeError>),
-    ) {
-        match self {
-            #[cfg(target_os = "linux")]
-            Selector::Epoll(s) => {
-                #[cfg(loom)]
-                crate::sync::kernel_edge();
-                let mut failed = false;
-                for (i, change) in changes.iter_mut().enumerate() {
-                    change.result = if failed {
-                        Err(ChangeError::NotApplied)
-                    } else {
-                        s.apply_one(change)
-                    };
-                    failed |= change.stops();
-                    settle(i, change.result);
-                }
-            }
-            #[allow(unreachable_patterns)]
-            _ => {
-                self.apply(changes);
-                for (i, change) in changes.iter().enumerate() {
-                    settle(i, change.result);
-                }
-            }
-        }
-    }
-
     pub(crate) fn wait(
         &self,
         reports: &mut Reports,
