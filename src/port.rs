@@ -229,6 +229,31 @@ thread_local! {
     static RELEASED: RefCell<Option<Release>> = const { RefCell::new(None) };
 }
 
+/// Makes this thread's record say it is released on `shared`, owing `rearms`: the record
+/// already kept for that port is reused, any other is replaced (and dropped once the
+/// thread-local is no longer borrowed, since ending a release may call back into it).
+fn activate(
+    mut record: std::cell::RefMut<'_, Option<Release>>,
+    shared: &Arc<Shared>,
+    rearms: Vec<u64>,
+) {
+    match record.as_mut() {
+        Some(release) if release.on(shared) => {
+            release.rearms = rearms;
+            release.active = true;
+        }
+        _ => {
+            let old = record.replace(Release {
+                port: Arc::downgrade(shared),
+                rearms,
+                active: true,
+            });
+            drop(record);
+            drop(old);
+        }
+    }
+}
+
 /// Runs `f` with this thread's scratch buffers, or fresh ones where they are gone or in use
 /// (a thread-local destructor, rule 20).
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
@@ -683,25 +708,10 @@ impl CompletionPort {
     fn record_release(&self, rearms: Vec<u64>) {
         let mut rearms = Some(rearms);
         let recorded = RELEASED.try_with(|r| {
-            let Ok(mut r) = r.try_borrow_mut() else {
+            let Ok(r) = r.try_borrow_mut() else {
                 return;
             };
-            match r.as_mut() {
-                Some(release) if release.on(&self.shared) => {
-                    release.rearms = rearms.take().expect("recorded once");
-                    release.active = true;
-                }
-                _ => {
-                    let new = Release {
-                        port: Arc::downgrade(&self.shared),
-                        rearms: rearms.take().expect("recorded once"),
-                        active: true,
-                    };
-                    let old = r.replace(new);
-                    drop(r);
-                    drop(old);
-                }
-            }
+            activate(r, &self.shared, rearms.take().expect("recorded once"));
         });
         let _ = recorded;
         if let Some(rearms) = rearms {
@@ -792,24 +802,11 @@ impl CompletionPort {
             fn drop(&mut self) {
                 let port = self.0;
                 let _ = RELEASED.try_with(|r| {
-                    if let Ok(mut r) = r.try_borrow_mut() {
+                    if let Ok(r) = r.try_borrow_mut() {
                         let released = r.as_ref().is_some_and(|release| release.active);
                         if !released && !port.shared.inherited() {
                             port.shared.gate.retake();
-                            match r.as_mut() {
-                                Some(release) if release.on(&port.shared) => {
-                                    release.active = true;
-                                }
-                                _ => {
-                                    let old = r.replace(Release {
-                                        port: Arc::downgrade(&port.shared),
-                                        rearms: Vec::new(),
-                                        active: true,
-                                    });
-                                    drop(r);
-                                    drop(old);
-                                }
-                            }
+                            activate(r, &port.shared, Vec::new());
                         }
                     }
                 });
