@@ -16,9 +16,14 @@ use util::*;
 
 /// No field of the stats has wrapped around, and no more than `concurrency` are released.
 fn assert_sane(port: &CompletionPort, what: &str) -> PortStats {
+    assert_sane_up_to(port, what, port.concurrency())
+}
+
+/// No field of the stats has wrapped around, and no more than `released` are released.
+fn assert_sane_up_to(port: &CompletionPort, what: &str, released: usize) -> PortStats {
     let s = port.stats();
     assert!(
-        s.released <= port.concurrency()
+        s.released <= released
             && s.waiting_in_kernel < 1000
             && s.waiting_for_slot < 1000
             && s.queued < 1_000_000,
@@ -216,7 +221,11 @@ fn rule_18_nested_blocking_never_releases_more_than_the_concurrency_row_d() {
                 for i in 0..POSTS {
                     port.post(CompletionEntry::new(i, 0, 0)).unwrap();
                     if i % 8 == 0 {
-                        assert_sane(&port, "during the storm");
+                        // A thread back from `blocking` counts as released again at once,
+                        // past the concurrency until its next call (as on Windows): the
+                        // port's count may briefly exceed it, never the number of threads.
+                        // The released-at-once check is `peak`, below.
+                        assert_sane_up_to(&port, "during the storm", THREADS);
                     }
                 }
                 wait_for_stats(&port, "the queue to drain", |s| s.queued == 0);
