@@ -12,7 +12,7 @@ use crate::error::Failure;
 use crate::event::CompletionEntry;
 use crate::owners;
 use crate::queue::{Back, Deadline, Enter, Gate, PortStats, NO_REARM};
-use crate::registration::{Registration, Request};
+use crate::registration::Registration;
 use crate::registry::{Registry, Spare};
 use crate::sys::{Reports, Selector, WAKE_TOKEN};
 
@@ -187,8 +187,6 @@ fn backend_from_env() -> io::Result<Backend> {
 struct Scratch {
     /// Kernel reports of one wait.
     raw: Reports,
-    /// The checked registrations of one call, with their positions.
-    requests: Vec<(usize, Request)>,
     /// REMOVE entries produced by one call.
     removed: Vec<CompletionEntry>,
     /// The registry's batch buffers.
@@ -224,48 +222,57 @@ impl Drop for Release {
     }
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
-    static RELEASED: RefCell<Option<Release>> = const { RefCell::new(None) };
+/// What a thread keeps from call to call: its buffers, and its release.
+#[derive(Default)]
+struct Local {
+    scratch: Scratch,
+    release: Option<Release>,
 }
 
-/// Makes this thread's record say it is released on `shared`, owing `rearms`: the record
-/// already kept for that port is reused, any other is replaced (and dropped once the
-/// thread-local is no longer borrowed, since ending a release may call back into it).
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+/// Makes `record` say that this thread is released on `shared`, owing `rearms`: the record
+/// already kept for that port is reused, any other is replaced. Returns the replaced one,
+/// to be dropped once the thread-local is no longer borrowed where that matters (ending a
+/// release applies its re-arms, which borrows it).
+#[must_use]
 fn activate(
-    mut record: std::cell::RefMut<'_, Option<Release>>,
+    record: &mut Option<Release>,
     shared: &Arc<Shared>,
     rearms: Vec<u64>,
-) {
+) -> Option<Release> {
     match record.as_mut() {
         Some(release) if release.on(shared) => {
             release.rearms = rearms;
             release.active = true;
+            None
         }
-        _ => {
-            let old = record.replace(Release {
-                port: Arc::downgrade(shared),
-                rearms,
-                active: true,
-            });
-            drop(record);
-            drop(old);
-        }
+        _ => record.replace(Release {
+            port: Arc::downgrade(shared),
+            rearms,
+            active: true,
+        }),
     }
 }
 
-/// Runs `f` with this thread's scratch buffers, or fresh ones where they are gone or in use
-/// (a thread-local destructor, rule 20).
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+/// Runs `f` with this thread's kept state, or a fresh one where it is gone or in use (a
+/// thread-local destructor, rule 20); a release recorded in a fresh one ends with `f`.
+fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> R {
     let mut f = Some(f);
-    let done = SCRATCH.try_with(|cell| {
-        let mut cell = cell.try_borrow_mut().ok()?;
-        Some((f.take().expect("called once"))(&mut cell))
+    let done = LOCAL.try_with(|cell| {
+        let mut local = cell.try_borrow_mut().ok()?;
+        Some((f.take().expect("called once"))(&mut local))
     });
     match done {
         Ok(Some(r)) => r,
-        _ => (f.take().expect("not called"))(&mut Scratch::default()),
+        _ => (f.take().expect("not called"))(&mut Local::default()),
     }
+}
+
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    with_local(|local| f(&mut local.scratch))
 }
 
 impl Shared {
@@ -289,20 +296,12 @@ impl Shared {
         registrations: &mut [Registration],
         rearms: &[u64],
     ) -> Result<(), Failure> {
-        scratch.requests.clear();
-        for (position, registration) in registrations.iter_mut().enumerate() {
-            match registration.request() {
-                Ok(request) => scratch.requests.push((position, request)),
-                Err(failure) => registration.set_result(Err(failure)),
-            }
-        }
-        if !scratch.requests.is_empty() || !rearms.is_empty() {
+        if !registrations.is_empty() || !rearms.is_empty() {
             scratch.removed.clear();
             self.registry.apply(
                 &self.selector,
-                scratch.requests.drain(..),
+                registrations,
                 rearms,
-                &mut |position, result| registrations[position].set_result(result),
                 &mut scratch.removed,
                 &mut scratch.spare,
             );
@@ -575,27 +574,52 @@ impl CompletionPort {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         let deadline = Deadline::after(timeout);
-        let (released_here, mut rearms) = self.take_release();
-        let result = with_scratch(|scratch| {
-            let applied = self.shared.apply(scratch, registrations, &rearms);
-            rearms.clear();
-            if let Err(failure) = applied {
-                if released_here {
-                    let wake = self.shared.gate.leave();
-                    self.shared.wake_if(wake);
-                }
-                return Err(failure.into());
+        with_local(|local| self.call_with(local, registrations, entries, (timeout, deadline)))
+    }
+
+    fn call_with(
+        &self,
+        local: &mut Local,
+        registrations: &mut [Registration],
+        entries: &mut [CompletionEntry],
+        timeout: (Option<Duration>, Deadline),
+    ) -> io::Result<usize> {
+        let shared = &self.shared;
+        let (released_here, mut rearms) = match &mut local.release {
+            Some(release) if release.on(shared) => (
+                std::mem::take(&mut release.active),
+                std::mem::take(&mut release.rearms),
+            ),
+            // A release on another port ends here (that port's slot is handed on).
+            record => {
+                drop(record.take());
+                (false, Vec::new())
             }
-            self.wait(
-                scratch,
+        };
+        let applied = shared.apply(&mut local.scratch, registrations, &rearms);
+        rearms.clear();
+        let result = match applied {
+            Ok(()) => self.wait(
+                &mut local.scratch,
                 entries,
                 &mut rearms,
-                (timeout, deadline),
+                timeout,
                 released_here,
-            )
-        });
+            ),
+            Err(failure) => {
+                if released_here {
+                    let wake = shared.gate.leave();
+                    shared.wake_if(wake);
+                }
+                Err(failure.into())
+            }
+        };
         if matches!(result, Ok(n) if n > 0) {
-            self.record_release(rearms);
+            drop(activate(&mut local.release, shared, rearms));
+        } else if let Some(release) = local.release.as_mut().filter(|r| r.on(shared)) {
+            // Not released: nothing is owed, and the buffer is kept for the next call.
+            debug_assert!(rearms.is_empty());
+            release.rearms = rearms;
         }
         result
     }
@@ -682,44 +706,6 @@ impl CompletionPort {
         }
     }
 
-    /// Takes this thread's release: whether it was released on this port, and what it
-    /// owes. A release on another port ends here (that port's slot is handed on).
-    fn take_release(&self) -> (bool, Vec<u64>) {
-        let taken = RELEASED.try_with(|r| {
-            let mut r = r.try_borrow_mut().ok()?;
-            match r.as_mut() {
-                Some(release) if release.on(&self.shared) => {
-                    let here = std::mem::take(&mut release.active);
-                    Some((here, std::mem::take(&mut release.rearms)))
-                }
-                _ => {
-                    let other = r.take();
-                    drop(r);
-                    drop(other);
-                    None
-                }
-            }
-        });
-        taken.ok().flatten().unwrap_or_default()
-    }
-
-    /// Records that this thread is released on this port and owes `rearms`; where the
-    /// thread-local is gone (a thread-local destructor), the release ends at once.
-    fn record_release(&self, rearms: Vec<u64>) {
-        let mut rearms = Some(rearms);
-        let recorded = RELEASED.try_with(|r| {
-            let Ok(r) = r.try_borrow_mut() else {
-                return;
-            };
-            activate(r, &self.shared, rearms.take().expect("recorded once"));
-        });
-        let _ = recorded;
-        if let Some(rearms) = rearms {
-            // Not recorded: the release ends now.
-            self.shared.end_release(&rearms);
-        }
-    }
-
     /// Queues `entry` for one dequeuing thread (`PostQueuedCompletionStatus`). `key`,
     /// `bytes` and `overlapped` come out unchanged; any key is allowed, including one equal
     /// to a registration's.
@@ -778,10 +764,10 @@ impl CompletionPort {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn blocking<R>(&self, f: impl FnOnce() -> R) -> R {
-        let held = RELEASED
-            .try_with(|r| {
-                let mut r = r.try_borrow_mut().ok()?;
-                match r.as_mut() {
+        let held = LOCAL
+            .try_with(|local| {
+                let mut local = local.try_borrow_mut().ok()?;
+                match local.release.as_mut() {
                     Some(release) if release.active && release.on(&self.shared) => {
                         release.active = false;
                         Some(std::mem::take(&mut release.rearms))
@@ -801,15 +787,17 @@ impl CompletionPort {
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 let port = self.0;
-                let _ = RELEASED.try_with(|r| {
-                    if let Ok(r) = r.try_borrow_mut() {
-                        let released = r.as_ref().is_some_and(|release| release.active);
-                        if !released && !port.shared.inherited() {
-                            port.shared.gate.retake();
-                            activate(r, &port.shared, Vec::new());
-                        }
+                let replaced = LOCAL.try_with(|local| {
+                    let mut local = local.try_borrow_mut().ok()?;
+                    let released = local.release.as_ref().is_some_and(|r| r.active);
+                    if released || port.shared.inherited() {
+                        return None;
                     }
+                    port.shared.gate.retake();
+                    activate(&mut local.release, &port.shared, Vec::new())
                 });
+                // Dropped outside the borrow: ending that release borrows it again.
+                drop(replaced);
             }
         }
         let _restore = Restore(self);

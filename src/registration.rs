@@ -466,6 +466,12 @@ impl Registration {
         self.result = result.err();
     }
 
+    /// The failure [`result`](Registration::result) reports, if any.
+    #[cfg(all(test, loom))]
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        self.result
+    }
+
     /// Checks the bits and says what to do (rule 1: unknown bits and more than one operation
     /// are errors; ENABLE needs exactly one of LEVEL/EDGE and at most one of
     /// ONESHOT/PERSISTENT, neither meaning PERSISTENT).

@@ -77,7 +77,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::error::Failure;
 use crate::event::{CompletionEntry, Events, Trigger};
 use crate::owners::{self, Owner, PortId};
-use crate::registration::Request;
+use crate::registration::{Registration, Request};
 use crate::slab::Slab;
 use crate::sync::{AtomicU64, AtomicUsize as KeyCell, Mutex, MutexGuard};
 use crate::sys::{self, Change, ChangeError, Interest, Op, RawEvent, Selector, Socket};
@@ -224,6 +224,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    #[inline]
     fn load(&self) -> Word {
         Word(self.word.load(Ordering::Acquire))
     }
@@ -234,6 +235,7 @@ impl Slot {
 
     /// Changes the word by `f` (the lock holder's change; delivery may fire the word in
     /// between, and `f` sees that). Returns the word it replaced.
+    #[inline]
     fn update(&self, f: impl Fn(Word) -> Word) -> Word {
         let mut current = self.load();
         loop {
@@ -346,16 +348,13 @@ impl Registry {
         raw.checked_sub(1)
     }
 
-    /// Applies `requests` in order (each with its position, for its result) and the
-    /// deferred re-arms `rearms`; REMOVE entries go to `removed` in order. Results go to
-    /// `results[position]`.
-    #[allow(clippy::too_many_arguments)]
+    /// Applies `registrations` in order and the deferred re-arms `rearms` (first); each
+    /// registration's result is set in it, and REMOVE entries go to `removed` in order.
     pub(crate) fn apply(
         &self,
         selector: &Selector,
-        requests: impl Iterator<Item = (usize, Request)>,
+        registrations: &mut [Registration],
         rearms: &[u64],
-        results: &mut dyn FnMut(usize, Result<(), Failure>),
         removed: &mut Vec<CompletionEntry>,
         spare: &mut Spare,
     ) {
@@ -363,25 +362,27 @@ impl Registry {
             registry: self,
             selector,
             held: recycle(std::mem::take(&mut spare.held)),
-            changes: std::mem::take(&mut spare.changes),
-            retries: Vec::new(),
-            results,
+            changes: &mut spare.changes,
+            retries: &mut spare.retries,
+            registrations,
             removed,
         };
         for &token in rearms {
             batch.rearm(token);
         }
-        for (position, request) in requests {
-            if self.is_closed() {
-                // Rule 19: everything fails on a closed port, whatever it asked.
-                batch.result(Some(position), Err(Failure::PortClosed));
-                continue;
+        for position in 0..batch.registrations.len() {
+            match batch.registrations[position].request() {
+                // Rule 19: every valid change fails on a closed port, whatever it asked.
+                Ok(_) if self.is_closed() => {
+                    batch.result(Some(position), Err(Failure::PortClosed));
+                }
+                Ok(request) => batch.request(position, request),
+                Err(failure) => batch.result(Some(position), Err(failure)),
             }
-            batch.request(position, request);
         }
         batch.finish();
-        spare.held = recycle(std::mem::take(&mut batch.held));
-        spare.changes = std::mem::take(&mut batch.changes);
+        let held = recycle(std::mem::take(&mut batch.held));
+        spare.held = held;
     }
 
     /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
@@ -393,6 +394,7 @@ impl Registry {
     /// state change instead of its lasting state, and the first wanted report delivers an
     /// entry; the interest goes back to one-shot at the next re-arm. No wanted report is
     /// lost, and no thread spins.
+    #[inline]
     pub(crate) fn deliver(&self, selector: &Selector, event: RawEvent) -> Option<Delivery> {
         let (index, generation) = split(event.token);
         let slot = self.slots.get(index as usize)?;
@@ -503,6 +505,7 @@ impl Registry {
 pub(crate) struct Spare {
     held: Vec<Held<'static>>,
     changes: Vec<Change>,
+    retries: Vec<(Redo, Request)>,
 }
 
 /// An emptied vector's allocation, for elements that differ only in their lifetime.
@@ -567,9 +570,9 @@ struct Batch<'r, 'c> {
     registry: &'r Registry,
     selector: &'r Selector,
     held: Vec<Held<'r>>,
-    changes: Vec<Change>,
-    retries: Vec<(Redo, Request)>,
-    results: &'c mut dyn FnMut(usize, Result<(), Failure>),
+    changes: &'c mut Vec<Change>,
+    retries: &'c mut Vec<(Redo, Request)>,
+    registrations: &'c mut [Registration],
     removed: &'c mut Vec<CompletionEntry>,
 }
 
@@ -577,6 +580,7 @@ struct Batch<'r, 'c> {
 /// (at most 447 spin-loop hints in all), before it sleeps on it.
 const SPIN_ROUNDS: u32 = 12;
 
+#[inline]
 fn try_lock(slot: &Slot) -> Option<MutexGuard<'_, State>> {
     match slot.state.try_lock() {
         Ok(st) => Some(st),
@@ -587,6 +591,7 @@ fn try_lock(slot: &Slot) -> Option<MutexGuard<'_, State>> {
 }
 
 /// Whether a registration's socket is a datagram socket, if its filter needs to know.
+#[inline]
 fn kind_for(fd: Socket, filter: Events, known: Kind) -> Result<Kind, Failure> {
     if known != Kind::Unknown || !filter.contains(Events::HANGUP) {
         return Ok(known);
@@ -601,11 +606,19 @@ fn kind_for(fd: Socket, filter: Events, known: Kind) -> Result<Kind, Failure> {
 impl<'r> Batch<'r, '_> {
     /// Locks slot `index`, first applying and releasing the held changes if the lock is
     /// taken (by another thread, or by a change of this batch).
+    #[inline]
     fn lock(&mut self, index: u32) -> (&'r Slot, MutexGuard<'r, State>) {
         let slot = self.registry.slot(index);
-        if let Some(st) = try_lock(slot) {
-            return (slot, st);
+        match try_lock(slot) {
+            Some(st) => (slot, st),
+            None => (slot, self.lock_taken(slot)),
         }
+    }
+
+    /// [`lock`](Batch::lock) of a slot whose lock is taken.
+    #[cold]
+    #[inline(never)]
+    fn lock_taken(&mut self, slot: &'r Slot) -> MutexGuard<'r, State> {
         self.flush();
         // The holder is inside one kernel call (its batch's changes) and lets go as soon as
         // the kernel has answered, so look again for a few microseconds before sleeping.
@@ -614,13 +627,14 @@ impl<'r> Batch<'r, '_> {
                 std::hint::spin_loop();
             }
             if let Some(st) = try_lock(slot) {
-                return (slot, st);
+                return st;
             }
         }
-        (slot, slot.state.lock().unwrap_or_else(|e| e.into_inner()))
+        slot.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn hold(
         &mut self,
         (slot, st): (&'r Slot, MutexGuard<'r, State>),
@@ -632,7 +646,7 @@ impl<'r> Batch<'r, '_> {
         (fd, op): (Socket, Op),
     ) {
         let t = token(index, slot.load().generation());
-        let mut change = Change::new(fd, t, op);
+        let change = Change::new(fd, t, op);
         let mut held = Held {
             st,
             slot,
@@ -642,26 +656,29 @@ impl<'r> Batch<'r, '_> {
             action,
             before,
         };
-        if self.held.is_empty() && self.selector.applies_one_by_one() {
+        if self.held.is_empty() {
             // A backend that makes one system call per change gains nothing by waiting:
             // the change is applied and settled now, as a flush of it alone would.
-            self.selector.apply(std::slice::from_mut(&mut change));
-            self.settle(&mut held, change.result);
-            drop(held);
-            return self.redo(Vec::new());
+            if let Some(result) = self.selector.apply_now(&change) {
+                self.settle(&mut held, result);
+                drop(held);
+                return self.retry();
+            }
         }
         self.changes.push(change);
         self.held.push(held);
     }
 
+    #[inline]
     fn result(&mut self, position: Option<usize>, result: Result<(), Failure>) {
         if let Some(position) = position {
-            (self.results)(position, result);
+            self.registrations[position].set_result(result);
         }
     }
 
     /// Publishes an armed word with `filter` and `trigger` ahead of the kernel operation
     /// that arms (module docs); returns the word before, to go back to on failure.
+    #[inline]
     fn publish_armed(slot: &Slot, filter: Events, trigger: Trigger, kind: Kind) -> Word {
         // The word it replaced, not an earlier look at it: a delivery may fire it between.
         slot.update(|w| {
@@ -970,12 +987,20 @@ impl<'r> Batch<'r, '_> {
     /// descriptor found closed), and after them the requests whose changes the backend did
     /// not apply because of that failure, so that every request held so far is complete,
     /// in the batch's order, before the batch goes on.
+    #[inline]
     fn flush(&mut self) {
+        if !self.held.is_empty() {
+            self.flush_held();
+        }
+    }
+
+    #[inline(never)]
+    fn flush_held(&mut self) {
         while !self.held.is_empty() {
             // Taken out for the settling (which needs `self`), and put back with their
             // capacity: a batch does not allocate once its buffers have grown.
             let mut held = std::mem::take(&mut self.held);
-            let mut changes = std::mem::take(&mut self.changes);
+            let mut changes = std::mem::take(self.changes);
             let mut again = Vec::new();
             self.selector.apply(&mut changes);
             for (mut held, change) in held.drain(..).zip(changes.drain(..)) {
@@ -987,18 +1012,24 @@ impl<'r> Batch<'r, '_> {
                 }
             }
             self.held = held;
-            self.changes = changes;
+            *self.changes = changes;
             self.redo(again);
+        }
+    }
+
+    /// Starts again the requests a settled change sent back, if any.
+    #[inline]
+    fn retry(&mut self) {
+        if !self.retries.is_empty() {
+            self.redo(Vec::new());
         }
     }
 
     /// Starts again the requests a settled change sent back (a registered descriptor found
     /// closed), then `again` (changes the backend did not apply), in order.
+    #[inline(never)]
     fn redo(&mut self, again: Vec<(Redo, Request)>) {
-        if self.retries.is_empty() && again.is_empty() {
-            return;
-        }
-        let retries = std::mem::take(&mut self.retries);
+        let retries = std::mem::take(self.retries);
         for (position, request) in retries.into_iter().chain(again) {
             match (position, request.fd()) {
                 (Redo::Request(position), Some(fd)) => self.by_identity(position, request, fd),
@@ -1045,6 +1076,7 @@ impl<'r> Batch<'r, '_> {
         (redo, held.request)
     }
 
+    #[inline]
     fn settle(&mut self, held: &mut Held<'r>, result: Result<(), ChangeError>) {
         let slot = held.slot;
         let position = held.position;
@@ -1106,6 +1138,7 @@ impl<'r> Batch<'r, '_> {
     }
 
     /// Applies everything still held.
+    #[inline]
     fn finish(&mut self) {
         self.flush();
     }
@@ -1241,6 +1274,7 @@ mod tests {
 mod model {
     use super::*;
     use crate::port::Backend;
+    use crate::registration::Operation;
     use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use loom::sync::Arc;
     use loom::thread;
@@ -1258,27 +1292,38 @@ mod model {
         _pair: (UnixStream, UnixStream),
     }
 
-    fn apply(fx: &Fixture, request: Request) -> (Result<(), Failure>, Vec<CompletionEntry>) {
-        let mut result = Err(Failure::NotProcessed);
+    fn apply(
+        fx: &Fixture,
+        registration: Registration,
+    ) -> (Result<(), Failure>, Vec<CompletionEntry>) {
+        let mut registrations = [registration];
         let mut removed = Vec::new();
         fx.registry.apply(
             &fx.selector,
-            std::iter::once((0, request)),
+            &mut registrations,
             &[],
-            &mut |_, r| result = r,
             &mut removed,
             &mut Spare::default(),
         );
-        (result, removed)
+        (registrations[0].failure().map_or(Ok(()), Err), removed)
     }
 
-    fn enable(fd: Socket, filter: Events) -> Request {
-        Request::Enable {
+    fn enable(fd: Socket, filter: Events) -> Registration {
+        Registration::from_raw(
             fd,
-            key: 7,
+            7,
             filter,
-            trigger: Trigger::ONESHOT | Trigger::LEVEL,
-        }
+            Operation::Enable,
+            Trigger::ONESHOT | Trigger::LEVEL,
+        )
+    }
+
+    fn remove(fd: Socket) -> Registration {
+        Registration::from_raw(fd, 0, Events::empty(), Operation::Remove, Trigger::empty())
+    }
+
+    fn disable(fd: Socket) -> Registration {
+        Registration::from_raw(fd, 0, Events::empty(), Operation::Disable, Trigger::empty())
     }
 
     /// Reports the kernel has now, turned into entries.
@@ -1352,7 +1397,7 @@ mod model {
                     );
                 })
             };
-            let (result, removed) = apply(&fx, Request::Remove { fd: fx.fd });
+            let (result, removed) = apply(&fx, remove(fx.fd));
             queued.store(1, SeqCst);
             assert_eq!(result, Ok(()));
             assert_eq!(removed.len(), 1);
@@ -1394,7 +1439,7 @@ mod model {
     fn concurrent_changes_leave_kernel_and_registry_agreeing() {
         model(|| {
             let fx = fixture();
-            let changes = [enable(fx.fd, Events::IN), Request::Disable { fd: fx.fd }];
+            let changes = [enable(fx.fd, Events::IN), disable(fx.fd)];
             let threads: Vec<_> = changes
                 .into_iter()
                 .map(|request| {

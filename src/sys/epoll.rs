@@ -291,8 +291,11 @@ fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
         None => -1,
         Some(t) => {
-            let ms = t.as_nanos().div_ceil(1_000_000);
-            ms.min(libc::c_int::MAX as u128) as libc::c_int
+            // In 64 bits (a 128-bit division is a library call): whole seconds above
+            // `c_int::MAX` milliseconds are capped before they can overflow.
+            let secs = t.as_secs().min(libc::c_int::MAX as u64 / 1000 + 1);
+            let ms = secs * 1000 + u64::from(t.subsec_nanos().div_ceil(1_000_000));
+            ms.min(libc::c_int::MAX as u64) as libc::c_int
         }
     }
 }
@@ -308,6 +311,20 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
         assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
         assert_eq!(timeout_ms(Some(Duration::from_secs(1 << 40))), i32::MAX);
+        assert_eq!(timeout_ms(Some(Duration::MAX)), i32::MAX);
+        assert_eq!(timeout_ms(Some(Duration::new(2, 999_999_999))), 3000);
+        assert_eq!(
+            timeout_ms(Some(Duration::new(2_147_483, 647_000_000))),
+            i32::MAX
+        );
+        assert_eq!(
+            timeout_ms(Some(Duration::new(2_147_483, 646_000_001))),
+            i32::MAX
+        );
+        assert_eq!(
+            timeout_ms(Some(Duration::new(2_147_483, 646_000_000))),
+            i32::MAX - 1
+        );
     }
 
     #[test]

@@ -407,14 +407,21 @@ impl Selector {
         dispatch!(self, s => s.apply(changes))
     }
 
-    /// Whether every change costs a system call of its own, so that the registry applies
-    /// each as soon as it is decided rather than gathering a batch (epoll).
-    pub(crate) fn applies_one_by_one(&self) -> bool {
+    /// Applies `change` at once and answers, where the backend makes one system call per
+    /// change anyway (epoll), so that the registry settles each change as soon as it is
+    /// decided; `None` where changes gain by being gathered into one [`apply`].
+    ///
+    /// [`apply`]: Selector::apply
+    #[inline]
+    pub(crate) fn apply_now(&self, change: &Change) -> Option<Result<(), ChangeError>> {
         #[cfg(target_os = "linux")]
-        if let Selector::Epoll(_) = self {
-            return true;
+        if let Selector::Epoll(s) = self {
+            #[cfg(loom)]
+            crate::sync::kernel_edge();
+            return Some(s.apply_one(change));
         }
-        false
+        let _ = change;
+        None
     }
 
     pub(crate) fn wait(
