@@ -318,6 +318,14 @@ pub(super) fn is_open(handle: RawSocket) -> bool {
 
 /// Whether `socket` is a datagram (or raw) socket, which never reports a hangup.
 pub(super) fn is_datagram(socket: RawSocket) -> io::Result<bool> {
+    socket_type(socket).map(|ty| ty == SOCK_DGRAM || ty == SOCK_RAW)
+}
+
+/// The type of the socket `socket` names (`SO_TYPE`: `SOCK_STREAM`, `SOCK_DGRAM`, ...).
+///
+/// # Errors
+/// `WSAENOTSOCK` for a handle that is not a socket (or a closed one).
+pub(super) fn socket_type(socket: RawSocket) -> io::Result<i32> {
     let mut ty: i32 = 0;
     let mut len = size_of::<i32>() as i32;
     // SAFETY: `ty` and `len` are live locals of the sizes passed; any socket value is
@@ -334,7 +342,7 @@ pub(super) fn is_datagram(socket: RawSocket) -> io::Result<bool> {
     if rc == SOCKET_ERROR {
         return Err(last_wsa_error());
     }
-    Ok(ty == SOCK_DGRAM || ty == SOCK_RAW)
+    Ok(ty)
 }
 
 fn socket_ioctl(socket: RawSocket, code: u32) -> io::Result<RawSocket> {

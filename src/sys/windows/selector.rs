@@ -38,8 +38,6 @@ const WAKE_KEY: usize = 2;
 /// Sockets per AFD device handle, as wepoll, mio and polling (AFD scans a handle's polls
 /// linearly).
 const GROUP_SIZE: usize = 32;
-/// Entries dequeued per `GetQueuedCompletionStatusEx`.
-const BATCH: usize = 64;
 /// AFD conditions that never clear once they hold: a persistent EDGE registration that
 /// reported one does not poll for it again.
 const STICKY: u32 = afd::DISCONNECT | afd::ABORT | afd::CONNECT_FAIL;
@@ -109,36 +107,11 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        if max == 0 {
-            return Ok(());
-        }
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut entries = port::entries::<BATCH>();
-        let entries = &mut entries[..max.min(BATCH)];
-        let mut remaining = timeout;
-        loop {
-            let n = self.port.get_many(entries, remaining)?;
-            if n == 0 {
-                return Ok(());
+        self.port.wait(out, max, timeout, WAKE_KEY, |entry, out| {
+            if entry.lpCompletionKey == AFD_KEY {
+                out.extend(self.complete(entry.lpOverlapped));
             }
-            let before = out.len();
-            let mut wakes = 0usize;
-            for entry in &entries[..n] {
-                if entry.lpCompletionKey == AFD_KEY {
-                    out.extend(self.complete(entry.lpOverlapped));
-                } else {
-                    wakes += 1;
-                }
-            }
-            self.port.pass_wakes_on(WAKE_KEY, wakes, out);
-            if out.len() > before {
-                return Ok(());
-            }
-            // Only swallowed entries (cancelled or superseded polls): wait on.
-            remaining = deadline
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .or(timeout);
-        }
+        })
     }
 
     /// Whether a stale item of a closed, duplicated socket still sits under this handle
@@ -532,7 +505,7 @@ impl Selector {
         }
         drop(table);
         let deadline = Instant::now() + DROP_GRACE;
-        let mut entries = port::entries::<BATCH>();
+        let mut entries = port::entries::<{ port::BATCH }>();
         while self.in_flight.load(Ordering::Acquire) > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.port.get_many(&mut entries, Some(left)) {
