@@ -256,36 +256,52 @@ pub(super) fn base_socket(socket: RawSocket) -> io::Result<RawSocket> {
     }
 }
 
-/// What a socket's addresses say of it, to tell two sockets apart where user mode cannot
-/// compare the objects (a closed handle's value reused while a duplicate keeps the old
-/// socket open): its local port once bound, and a stream's peer once connected. Neither
-/// changes for the life of a socket once it is set, so two fingerprints that both have one
-/// and differ in it are two sockets; one that lacks it tells nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a socket shows of itself, to tell two sockets apart where user mode cannot compare
+/// the objects (a closed handle's value reused while a duplicate keeps the old socket
+/// open): its type, its local port once bound, and a stream's peer once connected. None of
+/// these changes for the life of a socket once it is set, so two fingerprints that both
+/// have one and differ in it are two sockets; one that lacks it tells nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Fingerprint {
+    ty: Option<i32>,
     local_port: Option<u16>,
     /// The peer's address as `getpeername` wrote it (its length, then its bytes).
     peer: Option<(i32, [u8; 28])>,
 }
 
 impl Fingerprint {
-    /// The fingerprint of `socket` now (of a stream, `datagram` false, with its peer).
-    pub(super) fn of(socket: RawSocket, datagram: bool) -> Fingerprint {
+    /// The fingerprint of the socket `socket` names now.
+    ///
+    /// # Errors
+    /// As [`socket_type`]: `WSAENOTSOCK` where `socket` names no socket (or is closed).
+    pub(super) fn of(socket: RawSocket) -> io::Result<Fingerprint> {
+        let ty = socket_type(socket)?;
         let local = address(socket, getsockname);
         let port = local.map(|(_, a)| u16::from_be_bytes([a[2], a[3]]));
-        Fingerprint {
+        let datagram = ty == SOCK_DGRAM || ty == SOCK_RAW;
+        Ok(Fingerprint {
+            ty: Some(ty),
             local_port: port.filter(|&p| p != 0),
             peer: if datagram {
                 None // a datagram socket may connect again, elsewhere
             } else {
                 address(socket, getpeername)
             },
-        }
+        })
     }
 
     /// Whether the two are surely of two different sockets.
     pub(super) fn differs(&self, other: &Fingerprint) -> bool {
-        differ(self.local_port, other.local_port) || differ(self.peer, other.peer)
+        differ(self.ty, other.ty)
+            || differ(self.local_port, other.local_port)
+            || differ(self.peer, other.peer)
+    }
+
+    /// Takes from `now`, a later fingerprint of the same socket, what this one lacks.
+    pub(super) fn learn(&mut self, now: Fingerprint) {
+        self.ty = self.ty.or(now.ty);
+        self.local_port = self.local_port.or(now.local_port);
+        self.peer = self.peer.or(now.peer);
     }
 }
 
@@ -318,6 +334,14 @@ pub(super) fn is_open(handle: RawSocket) -> bool {
 
 /// Whether `socket` is a datagram (or raw) socket, which never reports a hangup.
 pub(super) fn is_datagram(socket: RawSocket) -> io::Result<bool> {
+    socket_type(socket).map(|ty| ty == SOCK_DGRAM || ty == SOCK_RAW)
+}
+
+/// The type of the socket `socket` names (`SO_TYPE`: `SOCK_STREAM`, `SOCK_DGRAM`, ...).
+///
+/// # Errors
+/// `WSAENOTSOCK` for a handle that is not a socket (or a closed one).
+pub(super) fn socket_type(socket: RawSocket) -> io::Result<i32> {
     let mut ty: i32 = 0;
     let mut len = size_of::<i32>() as i32;
     // SAFETY: `ty` and `len` are live locals of the sizes passed; any socket value is
@@ -334,7 +358,7 @@ pub(super) fn is_datagram(socket: RawSocket) -> io::Result<bool> {
     if rc == SOCKET_ERROR {
         return Err(last_wsa_error());
     }
-    Ok(ty == SOCK_DGRAM || ty == SOCK_RAW)
+    Ok(ty)
 }
 
 fn socket_ioctl(socket: RawSocket, code: u32) -> io::Result<RawSocket> {

@@ -46,7 +46,9 @@
 //!   the value is a new socket to the registry; a later change of the old token answers
 //!   `Gone`. A poll refused for an invalid handle ends the same way. Every report, change
 //!   and identity first reads the close watch's status block, so a close is acted on
-//!   before its entry is reaped.
+//!   before its entry is reaped. A close that AFD does not report (the registered handle
+//!   closed under a live duplicate) is found by comparing the socket the value names with
+//!   the registered one (see the known limits).
 //! - **Readiness.** `RECEIVE`/`ACCEPT` are READABLE; `SEND` is WRITABLE (a finished connect
 //!   shows as SEND; `AFD_POLL_CONNECT` is not used, as in mio, because AFD reports it on
 //!   every poll of a connected socket); `DISCONNECT` is READABLE | READ_HANGUP; `ABORT` is
@@ -112,15 +114,33 @@
 //!   resolved to the registered identity by comparing objects (`identity.rs`); a duplicate
 //!   of an unregistered socket keeps its own value until one of them is registered.
 //! - **The registered handle closed while a duplicate stays open.** The socket lives on, so
-//!   no `LOCAL_CLOSE` comes, and nothing is left to compare the duplicate with: it gets an
-//!   identity of its own (a REMOVE through it answers `NotFound`), and the registration
-//!   ends at its next report, change or check, which finds the handle closed (at most one
-//!   stale report). Meanwhile the value may be handed out to a new socket, which must not
-//!   be taken for the registered one: [`socket_identity`] compares the addresses of what
-//!   the value names now with those the registered socket had (`afd::Fingerprint`: the
-//!   local port once bound, a stream's peer once connected, and the type), which never
-//!   change for one socket. So the mistake is left only for a new socket that agrees in all
-//!   that is known of both (for example one still unbound, of the same type).
+//!   no `LOCAL_CLOSE` comes (the close watch says nothing), nothing is left to compare the
+//!   duplicate with (it gets an identity of its own: a REMOVE through it answers
+//!   `NotFound`), and the value may be handed out at once to a new socket, which a poll
+//!   issued on the value would watch under the old registration's token. User mode cannot
+//!   name the object behind a handle (`SIO_BASE_HANDLE` answers a new socket's own value,
+//!   the same as the old one's; `CompareObjectHandles` needs a handle to the old object,
+//!   and holding one would keep the socket open), so the selector compares what the value
+//!   names with what the registered socket showed under it (`afd::Fingerprint`: its type,
+//!   its local port once bound, a stream's peer once connected; none of them changes for
+//!   one socket) at three points, each under the socket's lock: after every interest poll
+//!   is issued (the re-arm of a persistent registration, an EDGE re-poll, a re-poll after
+//!   a cancelled or empty completion: a new socket ends the registration there, with
+//!   `Gone`), before every report (reaped under the lock, so compared after the poll
+//!   completed: the report is dropped and the registration ends), and in
+//!   [`socket_identity`] (a new socket under the value is another socket). Comparing after
+//!   the poll is issued, not before, leaves no moment in which the value can change
+//!   unseen. So an entry under the old key after the close is the old socket's, and at
+//!   most one, and a new socket's readiness never arrives under it, unless the new socket
+//!   agrees in all that is known of both when it reports: of the same type and still
+//!   neither bound nor connected (an unbound UDP socket's OUT), or bound to the same port
+//!   and with the same peer (or none). wepoll, mio and polling do not look: there a
+//!   registered handle closed under a duplicate is the caller's to deregister first. The
+//!   comparison costs three socket queries (`SO_TYPE`, `getsockname`, `getpeername`) per
+//!   report and per re-issued poll; they cannot be spared for sockets not duplicated when
+//!   last looked at, since a duplicate made after that look, and the original closed,
+//!   leave nothing to tell. A socket that connects again after a failed connect may show
+//!   another local port, and is then taken for closed.
 //! - Wine 8 writes a poll's result from the thread that issued it; when that thread has
 //!   exited by the time the poll completes, the entry comes with the status block and the
 //!   result unwritten. The selector takes such an entry for a cancelled poll and polls
@@ -189,9 +209,9 @@ pub(crate) fn index(socket: RawSocket) -> Option<usize> {
 pub(crate) fn socket_identity(socket: RawSocket) -> io::Result<u64> {
     let base = afd::base_socket(socket).map_err(|e| not_a_socket(socket, e))?;
     // Wine answers SIO_BASE_HANDLE for any handle: a socket option tells a socket.
-    let datagram = afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
+    afd::is_datagram(base).map_err(|e| not_a_socket(socket, e))?;
     let canonical = identity::canonical(base);
-    selector::seen_closed(canonical, base, datagram);
+    selector::seen_closed(canonical, base);
     Ok(identity::of(canonical))
 }
 

@@ -16,23 +16,21 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::mem::size_of;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{ERROR_INVALID_HANDLE, ERROR_NOT_FOUND, HANDLE, WAIT_TIMEOUT};
 use windows_sys::Win32::Networking::WinSock::{
-    getsockopt, SOCKET_ERROR, SOCK_NOTIFY_EVENT_ERR, SOCK_NOTIFY_EVENT_HANGUP,
-    SOCK_NOTIFY_EVENT_IN, SOCK_NOTIFY_EVENT_OUT, SOCK_NOTIFY_EVENT_REMOVE, SOCK_NOTIFY_OP_DISABLE,
-    SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_REMOVE, SOCK_NOTIFY_REGISTRATION,
-    SOCK_NOTIFY_TRIGGER_EDGE, SOCK_NOTIFY_TRIGGER_LEVEL, SOCK_NOTIFY_TRIGGER_ONESHOT,
-    SOCK_NOTIFY_TRIGGER_PERSISTENT, SOL_SOCKET, SO_TYPE, WSAEBADF, WSAENOTSOCK,
+    SOCK_NOTIFY_EVENT_ERR, SOCK_NOTIFY_EVENT_HANGUP, SOCK_NOTIFY_EVENT_IN, SOCK_NOTIFY_EVENT_OUT,
+    SOCK_NOTIFY_EVENT_REMOVE, SOCK_NOTIFY_OP_DISABLE, SOCK_NOTIFY_OP_ENABLE, SOCK_NOTIFY_OP_REMOVE,
+    SOCK_NOTIFY_REGISTRATION, SOCK_NOTIFY_TRIGGER_EDGE, SOCK_NOTIFY_TRIGGER_LEVEL,
+    SOCK_NOTIFY_TRIGGER_ONESHOT, SOCK_NOTIFY_TRIGGER_PERSISTENT, WSAEBADF, WSAENOTSOCK,
 };
 use windows_sys::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
 use super::afd;
-use super::port::{self, Port};
+use super::port::Port;
 use crate::event::Events;
 use crate::sys::{Change, ChangeError, Interest, Op, RawEvent, Readiness, WAKE_TOKEN};
 
@@ -50,8 +48,6 @@ type Psn = unsafe extern "system" fn(
 /// The completion key of a wake: never a registry token (`registry.rs` keeps tokens below
 /// the sentinels).
 const WAKE_KEY: usize = WAKE_TOKEN as usize;
-/// Entries dequeued per `GetQueuedCompletionStatusEx`.
-const BATCH: usize = 64;
 
 /// `ProcessSocketNotifications`, if this Windows has it.
 fn psn() -> Option<Psn> {
@@ -195,42 +191,16 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        if max == 0 {
-            return Ok(());
-        }
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut entries = port::entries::<BATCH>();
-        let entries = &mut entries[..max.min(BATCH)];
-        let mut remaining = timeout;
-        loop {
-            let n = self.port.get_many(entries, remaining)?;
-            if n == 0 {
-                return Ok(());
-            }
-            let before = out.len();
-            let mut wakes = 0usize;
-            for entry in &entries[..n] {
-                if entry.lpCompletionKey == WAKE_KEY {
-                    wakes += 1;
-                    continue;
-                }
-                let bits = entry.dwNumberOfBytesTransferred;
-                if bits & SOCK_NOTIFY_EVENT_REMOVE != 0 {
-                    continue; // the registry queues its own REMOVE entry
-                }
+        self.port.wait(out, max, timeout, WAKE_KEY, |entry, out| {
+            let bits = entry.dwNumberOfBytesTransferred;
+            // The registry queues its own REMOVE entry.
+            if bits & SOCK_NOTIFY_EVENT_REMOVE == 0 {
                 out.push(RawEvent {
                     token: entry.lpCompletionKey as u64,
                     readiness: readiness(bits),
                 });
             }
-            self.port.pass_wakes_on(WAKE_KEY, wakes, out);
-            if out.len() > before {
-                return Ok(());
-            }
-            remaining = deadline
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .or(timeout);
-        }
+        })
     }
 
     /// Whether a stale item of a closed, duplicated socket still sits under this handle
@@ -310,24 +280,9 @@ fn settle(op: Op, code: u32) -> Result<(), ChangeError> {
 
 /// `Check`: the handle still names a socket (the OS watches the socket itself).
 fn check(socket: u64) -> Result<(), ChangeError> {
-    let mut ty: i32 = 0;
-    let mut len = size_of::<i32>() as i32;
-    // SAFETY: `ty` and `len` are live locals of the sizes passed; any handle value is
-    // acceptable (a bad one gives WSAENOTSOCK).
-    let rc = unsafe {
-        getsockopt(
-            socket as usize,
-            SOL_SOCKET,
-            SO_TYPE,
-            (&mut ty as *mut i32).cast(),
-            &mut len,
-        )
-    };
-    if rc == SOCKET_ERROR {
-        Err(ChangeError::Gone)
-    } else {
-        Ok(())
-    }
+    afd::socket_type(socket)
+        .map(drop)
+        .map_err(|_| ChangeError::Gone)
 }
 
 /// What an entry's event bits mean in backend-neutral readiness.

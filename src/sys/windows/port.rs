@@ -2,7 +2,7 @@
 
 use std::io;
 use std::ptr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sys::{RawEvent, Readiness, WAKE_TOKEN};
 
@@ -75,6 +75,51 @@ impl Port {
         Ok(())
     }
 
+    /// A selector's `wait`: dequeues batches until one yields a report or a wake, or
+    /// `timeout` (None: forever) passes; appends at most `max` reports to `out`. Each entry
+    /// not posted under `wake_key` goes to `report`, which appends what it means to `out`
+    /// (nothing for an entry that carries no report: then the wait goes on). Wakes are
+    /// passed on as [`Port::pass_wakes_on`] says.
+    pub(super) fn wait(
+        &self,
+        out: &mut Vec<RawEvent>,
+        max: usize,
+        timeout: Option<Duration>,
+        wake_key: usize,
+        mut report: impl FnMut(&OVERLAPPED_ENTRY, &mut Vec<RawEvent>),
+    ) -> io::Result<()> {
+        if max == 0 {
+            return Ok(());
+        }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut entries = entries::<BATCH>();
+        let entries = &mut entries[..max.min(BATCH)];
+        let mut remaining = timeout;
+        loop {
+            let n = self.get_many(entries, remaining)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let before = out.len();
+            let mut wakes = 0usize;
+            for entry in &entries[..n] {
+                if entry.lpCompletionKey == wake_key {
+                    wakes += 1;
+                } else {
+                    report(entry, out);
+                }
+            }
+            self.pass_wakes_on(wake_key, wakes, out);
+            if out.len() > before {
+                return Ok(());
+            }
+            // Only entries that carried nothing (cancelled or superseded polls): wait on.
+            remaining = deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .or(timeout);
+        }
+    }
+
     /// Dequeues up to `entries.len()` entries, waiting up to `timeout` (None: forever).
     /// Returns how many were dequeued, 0 on timeout.
     pub(super) fn get_many(
@@ -113,6 +158,9 @@ impl Drop for Port {
         unsafe { CloseHandle(self.handle) };
     }
 }
+
+/// Entries dequeued per `GetQueuedCompletionStatusEx`.
+pub(super) const BATCH: usize = 64;
 
 /// `GetQueuedCompletionStatusEx`'s "wait forever".
 const INFINITE: u32 = u32::MAX;

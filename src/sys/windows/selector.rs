@@ -24,7 +24,7 @@ use windows_sys::Win32::Foundation::{
 use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 use windows_sys::Win32::System::IO::OVERLAPPED;
 
-use super::afd::{self, Afd, Fingerprint};
+use super::afd::{self, Afd};
 use super::identity;
 use super::port::{self, Port};
 use super::sock::{lock, Poll, Sock, State, Which};
@@ -38,8 +38,6 @@ const WAKE_KEY: usize = 2;
 /// Sockets per AFD device handle, as wepoll, mio and polling (AFD scans a handle's polls
 /// linearly).
 const GROUP_SIZE: usize = 32;
-/// Entries dequeued per `GetQueuedCompletionStatusEx`.
-const BATCH: usize = 64;
 /// AFD conditions that never clear once they hold: a persistent EDGE registration that
 /// reported one does not poll for it again.
 const STICKY: u32 = afd::DISCONNECT | afd::ABORT | afd::CONNECT_FAIL;
@@ -109,36 +107,11 @@ impl Selector {
         max: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        if max == 0 {
-            return Ok(());
-        }
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut entries = port::entries::<BATCH>();
-        let entries = &mut entries[..max.min(BATCH)];
-        let mut remaining = timeout;
-        loop {
-            let n = self.port.get_many(entries, remaining)?;
-            if n == 0 {
-                return Ok(());
+        self.port.wait(out, max, timeout, WAKE_KEY, |entry, out| {
+            if entry.lpCompletionKey == AFD_KEY {
+                out.extend(self.complete(entry.lpOverlapped));
             }
-            let before = out.len();
-            let mut wakes = 0usize;
-            for entry in &entries[..n] {
-                if entry.lpCompletionKey == AFD_KEY {
-                    out.extend(self.complete(entry.lpOverlapped));
-                } else {
-                    wakes += 1;
-                }
-            }
-            self.port.pass_wakes_on(WAKE_KEY, wakes, out);
-            if out.len() > before {
-                return Ok(());
-            }
-            // Only swallowed entries (cancelled or superseded polls): wait on.
-            remaining = deadline
-                .map(|d| d.saturating_duration_since(Instant::now()))
-                .or(timeout);
-        }
+        })
     }
 
     /// Whether a stale item of a closed, duplicated socket still sits under this handle
@@ -274,34 +247,39 @@ impl Selector {
     fn check(&self, table: &mut Table, socket: RawSocket, token: u64) -> Result<(), ChangeError> {
         let sock = Arc::clone(table.tokens.get(&token).ok_or(ChangeError::Gone)?);
         let mut state = lock(&sock.state);
-        if sock.closed_early(&mut state) {
+        let result = if sock.closed_early(&mut state) {
+            Err(ChangeError::Gone)
+        } else if afd::base_socket(socket).ok() != Some(sock.base) {
+            // `socket` is closed or another socket's; the registered value may be too, and
+            // then the registration ends (`renamed`).
+            let _ = sock.renamed(&mut state);
+            Err(ChangeError::Gone)
+        } else if state.edge_fired {
+            // AFD has no edge mode: poll again (`issue` asks whether the value still names
+            // the socket), but not for the lasting conditions already reported, which never
+            // clear and would be reported again at once.
+            state.sticky |= state.reported & STICKY;
+            state.want = Some(state.mask & !state.sticky);
+            let polled = self.repoll(&sock, &mut state);
+            if polled.is_ok() {
+                state.edge_fired = false;
+            } else {
+                state.want = None;
+            }
+            polled
+        } else if sock.renamed(&mut state) {
+            Err(ChangeError::Gone)
+        } else {
+            Ok(())
+        };
+        if state.closed {
+            // Closed, or the registered value no longer names the socket: the value may be
+            // handed out again at once, and is a new socket's from now on.
             drop(state);
             self.forget(table, &sock);
             return Err(ChangeError::Gone);
         }
-        if state.closed || afd::base_socket(socket).ok() != Some(sock.base) {
-            if !state.closed && !afd::is_open(sock.base) {
-                // The registered handle was closed while a duplicate keeps the socket open
-                // (so no LOCAL_CLOSE): its value may be handed out again at once, and is a
-                // new socket's from now on.
-                sock.close_seen(&mut state);
-                drop(state);
-                self.forget(table, &sock);
-            }
-            return Err(ChangeError::Gone);
-        }
-        if state.edge_fired {
-            // AFD has no edge mode: poll again, but not for the lasting conditions already
-            // reported, which never clear and would be reported again at once.
-            state.sticky |= state.reported & STICKY;
-            state.want = Some(state.mask & !state.sticky);
-            if let Err(e) = self.repoll(&sock, &mut state) {
-                state.want = None;
-                return Err(e);
-            }
-            state.edge_fired = false;
-        }
-        Ok(())
+        result
     }
 
     /// Stops watching `sock` (deleted, or replaced by an `Add`): no more reports; its
@@ -329,44 +307,44 @@ impl Selector {
         forget_identity(table, sock);
     }
 
-    /// Issues the interest poll for the armed interest, if armed. `state` must be
+    /// Issues the interest poll for the armed interest, if armed, and keeps it only if the
+    /// handle value still names the socket once it is in the kernel (the poll goes to
+    /// whatever the value names when it is issued: [`Sock::renamed`]). `state` must be
     /// `sock`'s, locked, with no interest poll in the kernel.
     fn issue(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
-        debug_assert_eq!(state.poll, Poll::Idle);
         let Some(mask) = state.want else {
             return Ok(());
         };
-        if state.deleted || state.closed {
-            return Ok(());
+        self.start(sock, state, Which::Interest, mask)?;
+        // Checked after the poll is issued, not before: a value reused in between would
+        // otherwise pass. A completion of the poll waits for `state`'s lock, so it never
+        // reports before this check has had its say.
+        if state.poll != Poll::Idle && sock.renamed(state) {
+            return Err(ChangeError::Gone);
         }
-        match self.start(sock, Which::Interest, mask) {
-            Ok(()) => {
-                state.poll = Poll::Pending(mask);
-                Ok(())
-            }
-            Err(status) => refused(sock, state, status),
-        }
+        Ok(())
     }
 
     /// Issues the close watch. `state` must be `sock`'s, locked, with no watch in the
     /// kernel.
     fn watch(&self, sock: &Arc<Sock>, state: &mut State) -> Result<(), ChangeError> {
-        debug_assert_eq!(state.watch, Poll::Idle);
+        self.start(sock, state, Which::Watch, afd::LOCAL_CLOSE)
+    }
+
+    /// Issues the poll `which` of `sock` for `mask`, handing the kernel one reference,
+    /// unless the socket is deleted or closed. `state` must be `sock`'s, locked, with that
+    /// poll Idle.
+    fn start(
+        &self,
+        sock: &Arc<Sock>,
+        state: &mut State,
+        which: Which,
+        mask: u32,
+    ) -> Result<(), ChangeError> {
+        debug_assert_eq!(*state.poll_mut(which), Poll::Idle);
         if state.deleted || state.closed {
             return Ok(());
         }
-        match self.start(sock, Which::Watch, afd::LOCAL_CLOSE) {
-            Ok(()) => {
-                state.watch = Poll::Pending(afd::LOCAL_CLOSE);
-                Ok(())
-            }
-            Err(status) => refused(sock, state, status),
-        }
-    }
-
-    /// Issues the poll `which` of `sock` for `mask`, handing the kernel one reference.
-    /// The caller holds `sock`'s state lock, with that poll Idle.
-    fn start(&self, sock: &Arc<Sock>, which: Which, mask: u32) -> Result<(), NTSTATUS> {
         let io = sock.io(which);
         // The kernel's reference, reclaimed in `complete` (or below if refused).
         let context = which.context(Arc::into_raw(Arc::clone(sock)));
@@ -383,14 +361,20 @@ impl Selector {
                 context.cast(),
             )
         };
-        if issued.is_err() {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            // SAFETY: the request was refused, so no entry will carry `context`: the
-            // reference it holds (an `Arc::into_raw` tagged by `which`) is reclaimed here,
-            // once.
-            drop(unsafe { Arc::from_raw(Which::of_context(context).1) });
+        match issued {
+            Ok(()) => {
+                *state.poll_mut(which) = Poll::Pending(mask);
+                Ok(())
+            }
+            Err(status) => {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                // SAFETY: the request was refused, so no entry will carry `context`: the
+                // reference it holds (an `Arc::into_raw` tagged by `which`) is reclaimed
+                // here, once.
+                drop(unsafe { Arc::from_raw(Which::of_context(context).1) });
+                refused(sock, state, status)
+            }
         }
-        issued
     }
 
     /// Takes back the kernel's reference carried by an AFD entry and turns the poll's
@@ -458,12 +442,11 @@ impl Selector {
             readiness(events.unwrap_or(0) & state.want.unwrap_or(0), sock.datagram)
         };
         let report = state.want.is_some() && readiness != Readiness::default();
-        if report && !afd::is_open(sock.base) {
+        if report && sock.renamed(&mut state) {
             // The registered handle was closed while a duplicate keeps the socket open, so
-            // no LOCAL_CLOSE came: this report is the one stale report rule 7 allows, and
-            // is dropped; the handle value, which may be handed out again at once, is a new
-            // socket's from now on.
-            sock.close_seen(&mut state);
+            // no LOCAL_CLOSE came, and its value names no socket or another one now: the
+            // report, of the old socket or of a new one under the value, is dropped (rule
+            // 7's stale report), and the value is a new socket's from now on.
             drop(state);
             self.forget(&mut lock(&self.table), &sock);
             return None;
@@ -532,7 +515,7 @@ impl Selector {
         }
         drop(table);
         let deadline = Instant::now() + DROP_GRACE;
-        let mut entries = port::entries::<BATCH>();
+        let mut entries = port::entries::<{ port::BATCH }>();
         while self.in_flight.load(Ordering::Acquire) > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.port.get_many(&mut entries, Some(left)) {
@@ -589,18 +572,13 @@ fn live() -> MutexGuard<'static, BTreeMap<RawSocket, Weak<Sock>>> {
 /// is known to be closed though no thread has reaped that news yet, so that a new socket
 /// that reuses the handle value is a new socket at once (SPEC rule 7): its close watch has
 /// completed with `LOCAL_CLOSE`, or (no `LOCAL_CLOSE` comes while a duplicate keeps the
-/// old socket open) the handle `base`, of a `datagram` socket or not, is the registered
-/// value but names a socket with other addresses ([`Fingerprint`]).
-pub(super) fn seen_closed(identity: RawSocket, base: RawSocket, datagram: bool) {
+/// old socket open) the handle `base` is the registered value but names another socket now
+/// ([`Sock::renamed`]).
+pub(super) fn seen_closed(identity: RawSocket, base: RawSocket) {
     let sock = live().get(&identity).and_then(Weak::upgrade);
     if let Some(sock) = sock {
         let mut state = lock(&sock.state);
-        let closed = sock.closed_early(&mut state)
-            || (base == sock.base
-                && (datagram != sock.datagram
-                    || Fingerprint::of(base, datagram).differs(&sock.fingerprint)));
-        if closed {
-            sock.close_seen(&mut state);
+        if sock.closed_early(&mut state) || (base == sock.base && sock.renamed(&mut state)) {
             drop(state);
             sock.count_close();
         }

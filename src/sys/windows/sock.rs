@@ -16,6 +16,11 @@
 //! race). The close watch is never re-issued, so it cannot move to another socket: the
 //! kernel writes its `LOCAL_CLOSE` result when the socket is closed, and every decision
 //! (a report, a change, a socket's identity) reads it first ([`Sock::closed_early`]).
+//!
+//! What the close watch cannot see is the registered handle closed while a duplicate keeps
+//! the socket open: no `LOCAL_CLOSE` comes, and the value may name a new socket at once.
+//! For that, every interest poll once issued, every report and every identity compares
+//! what the value names with what this socket showed under it ([`Sock::renamed`]).
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -24,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use windows_sys::Win32::Foundation::STATUS_PENDING;
+use windows_sys::Win32::Networking::WinSock::WSAENOTSOCK;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
 use super::afd::{self, Afd, Fingerprint, PollInfo};
@@ -45,8 +51,6 @@ pub(super) struct Sock {
     /// duplicate of it was registered first.
     pub(super) identity: RawSocket,
     pub(super) datagram: bool,
-    /// Its addresses when it was added, to tell it from a new socket under its handle value.
-    pub(super) fingerprint: Fingerprint,
     pub(super) afd: Arc<Afd>,
     /// The socket's close has been counted in its identity's epoch (`identity::closed`).
     epoch_done: AtomicBool,
@@ -169,6 +173,9 @@ pub(super) struct State {
     pub(super) deleted: bool,
     /// The socket was closed (`LOCAL_CLOSE` or an invalid handle): `Arm`/`Delete` say `Gone`.
     pub(super) closed: bool,
+    /// What the socket has shown of itself under its handle value, to tell it from a new
+    /// socket under that value ([`Sock::renamed`]).
+    pub(super) fingerprint: Fingerprint,
 }
 
 impl State {
@@ -204,12 +211,12 @@ impl Sock {
                 sticky: 0,
                 deleted: false,
                 closed: false,
+                fingerprint: Fingerprint::default(),
             }),
             token,
             base,
             identity,
             datagram,
-            fingerprint: Fingerprint::of(base, datagram),
             afd,
             epoch_done: AtomicBool::new(false),
         }
@@ -271,6 +278,30 @@ impl Sock {
             self.close_seen(state);
         }
         seen
+    }
+
+    /// Whether the handle value `base` no longer names this socket, as far as user mode can
+    /// tell: it names no socket any more, or one whose [`Fingerprint`] differs from what
+    /// this socket showed under it. Then the socket is taken for closed, as
+    /// [`Sock::closed_early`] does. This is what sees the registered handle closed while a
+    /// duplicate keeps the socket open, when no `LOCAL_CLOSE` comes and a new socket may
+    /// have the value already. What the value's socket shows that this one had not shown
+    /// yet (a port bound since, a peer connected since) is taken as this one's. `state`
+    /// must be this socket's, locked.
+    pub(super) fn renamed(&self, state: &mut State) -> bool {
+        let renamed = match Fingerprint::of(self.base) {
+            Ok(now) if now.differs(&state.fingerprint) => true,
+            Ok(now) => {
+                state.fingerprint.learn(now);
+                false
+            }
+            // Closed, or under the value now: something that is not a socket.
+            Err(e) => e.raw_os_error() == Some(WSAENOTSOCK),
+        };
+        if renamed {
+            self.close_seen(state);
+        }
+        renamed
     }
 
     /// Whether the poll `which`, in the kernel, has completed with `LOCAL_CLOSE`.
