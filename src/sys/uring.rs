@@ -32,11 +32,17 @@
 //! on first use and kept in a thread-local list keyed by the port; the port holds every
 //! ring made for it as well. Whichever ends first closes the ring: the port when it closes
 //! (no thread is inside `apply` then), the thread when it exits. So no descriptor outlives
-//! the port, and a thread that has ended leaves none behind on a port that lives on. A
-//! ring entered by one thread only can be set up with `IORING_SETUP_SINGLE_ISSUER`, which
-//! a pool shared between threads could not use. The cost: one ring per thread and port
-//! while both live, where a pool kept one per thread submitting at once. Without a usable
-//! ring (one that cannot be created or entered), the changes are applied with direct `epoll_ctl` calls: never an error.
+//! the port, and a thread that has ended leaves none behind on a port that lives on. The
+//! cost: one ring per thread and port while both live, where a pool kept one per thread
+//! submitting at once.
+//!
+//! A ring entered by one thread only can be set up with `IORING_SETUP_SINGLE_ISSUER |
+//! IORING_SETUP_DEFER_TASKRUN` (Linux 6.1): every linked request after the first is issued
+//! from task work, which then runs inside the thread's own wait instead of through the
+//! kernel's generic task-work path (`docs/io_uring.md`, "Setup flags"). A kernel that
+//! refuses the flags gets `COOP_TASKRUN` (5.19), then none. Without a usable ring (one
+//! that cannot be created or entered), the changes are applied with direct `epoll_ctl`
+//! calls: never an error.
 //!
 //! Kernel answers that mean "try again" (`EINTR`, `EAGAIN`, `EBUSY`) are retried; a request
 //! the kernel has not taken after that is applied directly instead (rule 21).
@@ -309,11 +315,16 @@ impl Ring {
     }
 }
 
-/// `COOP_TASKRUN` (Linux 5.19), or none on older kernels, which refuse it (`EINVAL`).
+/// A ring only its creating thread enters: task work (each linked request after the
+/// first is issued from it) runs inside that thread's wait, without a signal
+/// (`SINGLE_ISSUER | DEFER_TASKRUN`, Linux 6.1). Older kernels refuse the flags (`EINVAL`):
+/// then `COOP_TASKRUN` (5.19), then none.
 fn build(entries: u32) -> io::Result<IoUring> {
     IoUring::builder()
-        .setup_coop_taskrun()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
         .build(entries)
+        .or_else(|_| IoUring::builder().setup_coop_taskrun().build(entries))
         .or_else(|_| IoUring::new(entries))
 }
 
