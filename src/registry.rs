@@ -364,6 +364,7 @@ impl Registry {
             held: recycle(std::mem::take(&mut spare.held)),
             changes: &mut spare.changes,
             retries: &mut spare.retries,
+            alone: registrations.len() + rearms.len() <= 1,
             registrations,
             removed,
         };
@@ -572,6 +573,9 @@ struct Batch<'r, 'c> {
     held: Vec<Held<'r>>,
     changes: &'c mut Vec<Change>,
     retries: &'c mut Vec<(Redo, Request)>,
+    /// Whether the call makes one change at most (but for retries of it), so that a
+    /// batching backend gains nothing by gathering.
+    alone: bool,
     registrations: &'c mut [Registration],
     removed: &'c mut Vec<CompletionEntry>,
 }
@@ -659,7 +663,7 @@ impl<'r> Batch<'r, '_> {
         if self.held.is_empty() {
             // A backend that makes one system call per change gains nothing by waiting:
             // the change is applied and settled now, as a flush of it alone would.
-            if let Some(result) = self.selector.apply_now(&change) {
+            if let Some(result) = self.selector.apply_now(&change, self.alone) {
                 self.settle(&mut held, result);
                 drop(held);
                 return self.retry();

@@ -407,24 +407,29 @@ impl Selector {
         dispatch!(self, s => s.apply(changes))
     }
 
-    /// Applies `change` at once and answers, where the backend makes one system call per
-    /// change anyway (epoll), so that the registry settles each change as soon as it is
-    /// decided; `None` where changes gain by being gathered into one [`apply`].
+    /// Applies `change` at once and answers, where the backend gains nothing by gathering
+    /// it into one [`apply`] with others: always on epoll (one system call per change
+    /// anyway), and on io_uring when the call has no other change to gather (`alone`; one
+    /// change is a direct `epoll_ctl` there too). `None` otherwise, so that the registry
+    /// settles each change as soon as it is decided wherever that costs nothing.
     ///
     /// [`apply`]: Selector::apply
     #[inline]
-    pub(crate) fn apply_now(&self, change: &Change) -> Option<Result<(), ChangeError>> {
+    pub(crate) fn apply_now(
+        &self,
+        change: &Change,
+        alone: bool,
+    ) -> Option<Result<(), ChangeError>> {
+        #[cfg(loom)]
+        crate::sync::kernel_edge();
         match self {
             #[cfg(target_os = "linux")]
-            Selector::Epoll(s) => {
-                #[cfg(loom)]
-                crate::sync::kernel_edge();
-                Some(s.apply_one(change))
-            }
-            // Unreachable in an epoll-only build (no `io-uring` feature).
+            Selector::Epoll(s) => Some(s.apply_one(change)),
+            #[cfg(all(target_os = "linux", feature = "io-uring"))]
+            Selector::IoUring(s) if alone => Some(s.apply_one(change)),
             #[allow(unreachable_patterns)]
             _ => {
-                let _ = change;
+                let _ = (change, alone);
                 None
             }
         }

@@ -157,6 +157,11 @@ impl Selector {
         })
     }
 
+    /// Applies one change directly: one `epoll_ctl` is cheaper than an enter.
+    pub(crate) fn apply_one(&self, change: &Change) -> Result<(), super::ChangeError> {
+        self.epoll.apply_one(change)
+    }
+
     pub(crate) fn apply(&self, changes: &mut [Change]) {
         if changes.len() < 2 {
             return self.epoll.apply(changes);
