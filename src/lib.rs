@@ -42,9 +42,9 @@
 //! | Windows 11, Server 2022+ | [`Backend::Native`] | opt-in: `ProcessSocketNotifications` itself, found at run time; built and linted by CI, not yet run there (Wine has no such function) |
 //! | macOS, BSD | kqueue | planned |
 //!
-//! [`Backend::Auto`] picks epoll on Linux (measured ahead of io_uring on this crate's hot
-//! path: see `docs/benchmarks.md`; [`Backend::IoUring`] is one builder call away) and AFD on
-//! Windows.
+//! [`Backend::Auto`] picks epoll on Linux (io_uring is measured level with it or behind on
+//! CPU on this crate's hot path, and saves only system calls: see `docs/benchmarks.md`;
+//! [`Backend::IoUring`] is one builder call away) and AFD on Windows.
 //! `SOCKNOTIFY_BACKEND=epoll` (or `io_uring`, `afd`) forces one for a whole process, which is how
 //! a test suite can be run once per backend.
 //!
