@@ -381,9 +381,9 @@ impl Registry {
                 Err(failure) => batch.result(Some(position), Err(failure)),
             }
         }
-        batch.finish();
-        let held = recycle(std::mem::take(&mut batch.held));
-        spare.held = held;
+        // Whatever is still held.
+        batch.flush();
+        spare.held = recycle(std::mem::take(&mut batch.held));
     }
 
     /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
@@ -1139,12 +1139,6 @@ impl<'r> Batch<'r, '_> {
             // `flush` starts such a change again before it would be settled.
             (_, Err(ChangeError::NotApplied)) => {}
         }
-    }
-
-    /// Applies everything still held.
-    #[inline]
-    fn finish(&mut self) {
-        self.flush();
     }
 }
 

@@ -420,13 +420,21 @@ impl Selector {
         change: &Change,
         alone: bool,
     ) -> Option<Result<(), ChangeError>> {
-        #[cfg(loom)]
-        crate::sync::kernel_edge();
+        // Under loom the kernel operation is a scheduling point, as in `apply`: only where
+        // the change is applied here, not where it is left for `apply`.
         match self {
             #[cfg(target_os = "linux")]
-            Selector::Epoll(s) => Some(s.apply_one(change)),
+            Selector::Epoll(s) => {
+                #[cfg(loom)]
+                crate::sync::kernel_edge();
+                Some(s.apply_one(change))
+            }
             #[cfg(all(target_os = "linux", feature = "io-uring"))]
-            Selector::IoUring(s) if alone => Some(s.apply_one(change)),
+            Selector::IoUring(s) if alone => {
+                #[cfg(loom)]
+                crate::sync::kernel_edge();
+                Some(s.apply_one(change))
+            }
             #[allow(unreachable_patterns)]
             _ => {
                 let _ = (change, alone);
