@@ -638,7 +638,7 @@ impl<'r> Batch<'r, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn hold(
         &mut self,
         (slot, st): (&'r Slot, MutexGuard<'r, State>),
@@ -1080,7 +1080,7 @@ impl<'r> Batch<'r, '_> {
         (redo, held.request)
     }
 
-    #[inline]
+    #[inline(always)]
     fn settle(&mut self, held: &mut Held<'r>, result: Result<(), ChangeError>) {
         let slot = held.slot;
         let position = held.position;

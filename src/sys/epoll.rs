@@ -77,6 +77,7 @@ impl Selector {
     }
 
     /// Applies one change directly, following an `ADD` that finds a stale item with `MOD`.
+    #[inline(always)]
     pub(crate) fn apply_one(&self, change: &Change) -> Result<(), ChangeError> {
         let (op, bits) = epoll_op(change.op);
         let mut event = libc::epoll_event {
@@ -189,6 +190,7 @@ pub(crate) fn epoll_op(op: Op) -> (libc::c_int, u32) {
 
 /// The result of a change whose `epoll_ctl` succeeded: a check's add means the number names
 /// another file now, whose new item goes again.
+#[inline]
 pub(crate) fn settle_ok(selector: &Selector, change: &Change) -> Result<(), ChangeError> {
     if change.op == Op::Check {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
@@ -206,6 +208,8 @@ pub(crate) fn settle_ok(selector: &Selector, change: &Change) -> Result<(), Chan
 /// The result of a change whose `epoll_ctl` failed with `err`: an `ADD` that finds a stale
 /// item of the same file and number (a socket whose registration ended while a duplicate
 /// kept it open, then given its number back) takes the item over with `MOD`.
+#[cold]
+#[inline(never)]
 pub(crate) fn settle_error(
     selector: &Selector,
     change: &Change,
@@ -229,6 +233,7 @@ pub(crate) fn change_error(code: Option<i32>) -> ChangeError {
     }
 }
 
+#[inline]
 fn ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, event: &mut libc::epoll_event) -> io::Result<()> {
     // SAFETY: `event` is a valid epoll_event for the duration of the call; any `fd` value is
     // acceptable (a bad one gives EBADF, ENOENT or EPERM).
