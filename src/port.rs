@@ -305,17 +305,25 @@ impl Shared {
                 &mut scratch.removed,
                 &mut scratch.spare,
             );
-            for entry in scratch.removed.drain(..) {
-                // Only a closed port refuses, and closing drops queued entries anyway.
-                if let Ok(wake) = self.gate.push(entry) {
-                    self.wake_if(wake);
-                }
+            if !scratch.removed.is_empty() {
+                self.queue_removed(&mut scratch.removed);
             }
         }
         if self.registry.is_closed() {
             return Err(Failure::PortClosed);
         }
         Ok(())
+    }
+
+    /// Queues the REMOVE entries of one call, in order.
+    #[inline(never)]
+    fn queue_removed(&self, removed: &mut Vec<CompletionEntry>) {
+        for entry in removed.drain(..) {
+            // Only a closed port refuses, and closing drops queued entries anyway.
+            if let Ok(wake) = self.gate.push(entry) {
+                self.wake_if(wake);
+            }
+        }
     }
 
     /// Ends this thread's release on this port without a call: applies what it owes, and

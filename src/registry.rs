@@ -361,7 +361,8 @@ impl Registry {
         let mut batch = Batch {
             registry: self,
             selector,
-            held: recycle(std::mem::take(&mut spare.held)),
+            held: Vec::new(),
+            spare_held: &mut spare.held,
             changes: &mut spare.changes,
             retries: &mut spare.retries,
             alone: registrations.len() + rearms.len() <= 1,
@@ -383,7 +384,7 @@ impl Registry {
         }
         // Whatever is still held.
         batch.flush();
-        spare.held = recycle(std::mem::take(&mut batch.held));
+        batch.give_back();
     }
 
     /// Turns one kernel report into an entry, or drops it when it is stale or filtered out.
@@ -570,7 +571,11 @@ enum Redo {
 struct Batch<'r, 'c> {
     registry: &'r Registry,
     selector: &'r Selector,
+    /// Empty, without an allocation, until the batch first holds a change: then it is the
+    /// thread's spare buffer (`spare_held`), given back by [`Batch::give_back`]. A change
+    /// applied at once (epoll's every change) never touches it.
     held: Vec<Held<'r>>,
+    spare_held: &'c mut Vec<Held<'static>>,
     changes: &'c mut Vec<Change>,
     retries: &'c mut Vec<(Redo, Request)>,
     /// Whether the call makes one change at most (but for retries of it), so that a
@@ -669,8 +674,27 @@ impl<'r> Batch<'r, '_> {
                 return self.retry();
             }
         }
+        if self.held.capacity() == 0 {
+            self.take_spare();
+        }
         self.changes.push(change);
         self.held.push(held);
+    }
+
+    /// Starts holding changes in the thread's spare buffer.
+    #[cold]
+    #[inline(never)]
+    fn take_spare(&mut self) {
+        self.held = recycle(std::mem::take(self.spare_held));
+    }
+
+    /// Puts the buffer of held changes back in the thread's spare space, if the batch took
+    /// it (everything held is settled by now).
+    #[inline]
+    fn give_back(&mut self) {
+        if self.held.capacity() != 0 {
+            *self.spare_held = recycle(std::mem::take(&mut self.held));
+        }
     }
 
     #[inline]
