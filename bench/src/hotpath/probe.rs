@@ -15,6 +15,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token};
 use socknotify::{Backend, CompletionEntry, CompletionPort, Events, Registration, Trigger};
 
+use super::floor::Floor;
 use crate::contender::epoll::Epoll;
 use crate::options::{invalid, Args};
 use crate::perf::Control;
@@ -71,13 +72,17 @@ pub enum Loop {
     SocknotifyEpoll,
     /// socknotify, `Backend::IoUring`.
     SocknotifyUring,
+    /// Not a contender: the contract's required steps inline at their cheapest, on epoll
+    /// ([`floor`](super::floor)); what any implementation of the contract pays at least.
+    Floor,
 }
 
 impl Loop {
-    pub const ECHO: [Loop; 5] = [
+    pub const ECHO: [Loop; 6] = [
         Loop::EpollOneshot,
         Loop::EpollEdge,
         Loop::Mio,
+        Loop::Floor,
         Loop::SocknotifyEpoll,
         Loop::SocknotifyUring,
     ];
@@ -94,6 +99,7 @@ impl Loop {
             Loop::Mio => "mio",
             Loop::SocknotifyEpoll => "socknotify-epoll",
             Loop::SocknotifyUring => "socknotify-io_uring",
+            Loop::Floor => "contract-floor",
         }
     }
 
@@ -336,6 +342,7 @@ fn echo(probe: &Probe, perf: Option<&Control>) -> io::Result<Vec<(&'static str, 
                 perf,
             )?
         }
+        Loop::Floor => drive(&mut FloorEcho(Floor::new(&set, buf)?), probe, perf)?,
         Loop::SocknotifyEpoll | Loop::SocknotifyUring => {
             let port = port(probe.lp.backend().expect("a socknotify loop"))?;
             let mut all: Vec<Registration> = (0..set.len())
@@ -384,6 +391,19 @@ impl Turn for EpollEcho<'_> {
                     .modify(self.set.raw(key), ONESHOT_IN, key as u64)?;
             }
         }
+        Ok(())
+    }
+}
+
+/// The contract's cost model ([`floor`](super::floor)).
+struct FloorEcho<'a>(Floor<'a>);
+
+impl Turn for FloorEcho<'_> {
+    fn turn(&mut self, done: &mut Done) -> io::Result<()> {
+        let (entries, messages) = self.0.turn()?;
+        done.turns += 1;
+        done.entries += entries;
+        done.messages += messages;
         Ok(())
     }
 }
