@@ -338,6 +338,10 @@ impl Gate {
     /// again). It takes queued entries into `out` (their owed re-arms into `rearms`) if a
     /// slot is free, else waits for one until `deadline`. The `bool` says whether the
     /// caller must wake a kernel waiter through the selector.
+    ///
+    /// One compare-exchange decides; only what follows a decision other than waiting in
+    /// the kernel (taking, parking, trying again) is out of line, in [`settle`](Gate::settle).
+    #[inline]
     pub(crate) fn enter(
         &self,
         out: &mut [CompletionEntry],
@@ -346,32 +350,56 @@ impl Gate {
         released_here: bool,
     ) -> Result<(Enter, bool), Failure> {
         // The caller's own slot, given back in the same step that decides what it does
-        // next: nobody else can take it in between, and nobody is woken for it.
-        let mut own = if released_here { RUNNING } else { 0 };
-        // A kernel wake owed by a slot this call took and gave back.
-        let mut wake = false;
-        loop {
-            // Asked only when every slot is taken.
-            let mut expired = None;
-            let mut expired = || *expired.get_or_insert_with(|| deadline.passed());
-            let (_, step) = self.transition(|word| {
-                let word = word - own;
-                if word & CLOSED != 0 {
-                    (word, Step::Closed)
-                } else if self.has_slot(word) && word & QUEUED != 0 {
-                    (word + RUNNING, Step::Take)
-                } else if self.has_slot(word) {
-                    (word + IN_KERNEL, Step::Kernel)
-                } else if expired() {
+        // next: nobody else can take it in between, and nobody is woken for it. Whether the
+        // deadline passed is known without the clock here: a zero timeout has, any other
+        // was set a moment ago.
+        let own = if released_here { RUNNING } else { 0 };
+        match self.step(own, deadline == Deadline::Passed) {
+            Step::Kernel => Ok((Enter::Kernel, false)),
+            step => self.settle(step, out, rearms, deadline),
+        }
+    }
+
+    /// What a thread does next when it calls, in one compare-exchange: gives back `own`,
+    /// and takes a slot for the queue, or waits in the kernel, or (every slot taken) times
+    /// out if `expired`, else counts itself parked.
+    #[inline]
+    fn step(&self, own: u64, expired: bool) -> Step {
+        self.transition(|word| {
+            let word = word - own;
+            if word & CLOSED != 0 {
+                (word, Step::Closed)
+            } else if !self.has_slot(word) {
+                if expired {
                     (word, Step::Timeout)
                 } else {
                     (word + PARKED, Step::Park)
                 }
-            });
-            own = 0;
+            } else if word & QUEUED != 0 {
+                (word + RUNNING, Step::Take)
+            } else {
+                (word + IN_KERNEL, Step::Kernel)
+            }
+        })
+        .1
+    }
+
+    /// Carries out `step` of [`enter`](Gate::enter), and the steps after it until the
+    /// thread waits in the kernel, has entries, or fails.
+    #[inline(never)]
+    fn settle(
+        &self,
+        mut step: Step,
+        out: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
+        deadline: Deadline,
+    ) -> Result<(Enter, bool), Failure> {
+        // A kernel wake owed by a slot this call took and gave back.
+        let mut wake = false;
+        loop {
             match step {
-                Step::Closed => return Err(Failure::PortClosed),
                 Step::Kernel => return Ok((Enter::Kernel, wake)),
+                Step::Closed => return Err(Failure::PortClosed),
                 Step::Timeout => return Ok((Enter::Timeout, wake)),
                 Step::Park => self.park(deadline),
                 Step::Take => {
@@ -383,11 +411,13 @@ impl Gate {
                     wake |= self.leave();
                 }
             }
+            step = self.step(0, deadline.passed());
         }
     }
 
     /// Takes queued entries into `out`; clears the `QUEUED` bit if it emptied the queue
     /// (and sets it again if an entry arrived meanwhile).
+    #[inline(never)]
     fn take(&self, out: &mut [CompletionEntry], rearms: &mut Vec<u64>) -> usize {
         let mut n = 0;
         while n < out.len() {
@@ -518,6 +548,7 @@ impl Gate {
 
     /// Wakes the most recent parked thread, or gives a credit to one on its way to the
     /// stack.
+    #[inline(never)]
     fn wake_parked(&self) {
         let mut stack = self.stack();
         if let Some(waiter) = stack.waiters.pop() {
@@ -553,6 +584,7 @@ impl Gate {
 
     /// Waits on the stack until woken, closed, or `deadline`. The caller counted itself
     /// in `PARKED` (in the step that found every slot taken).
+    #[inline(never)]
     fn park(&self, deadline: Deadline) {
         let waiter = waiter();
         let mut stack = self.stack();
