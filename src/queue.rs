@@ -446,6 +446,7 @@ impl Gate {
     /// # Errors
     /// [`Failure::PortClosed`], with whether the caller must pass the closing wake on to
     /// another kernel waiter.
+    #[inline]
     pub(crate) fn back(&self, saw_wake: bool) -> Result<Back<'_>, (Failure, bool)> {
         let (word, step) = self.transition(|word| {
             let mut word = word - IN_KERNEL;
@@ -474,6 +475,7 @@ impl Gate {
     /// A thread that counted as released after [`back`](Gate::back) validated `got`
     /// entries; it takes queued ones into `rest`. With none in all, it is not released
     /// after all. Returns how many it took and whether to wake a kernel waiter.
+    #[inline]
     pub(crate) fn ran(
         &self,
         got: usize,
