@@ -561,8 +561,17 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let deadline = Deadline::after(timeout);
-        with_local(|local| self.call_with(local, registrations, entries, (timeout, deadline)))
+        let timeout = (timeout, Deadline::after(timeout));
+        // As `with_local`, with the arguments borrowed rather than moved into the closure, so
+        // that the fallback can have them back without wrapping the closure in an `Option`.
+        let kept = LOCAL.try_with(|cell| {
+            let mut local = cell.try_borrow_mut().ok()?;
+            Some(self.call_with(&mut local, registrations, entries, timeout))
+        });
+        match kept {
+            Ok(Some(result)) => result,
+            _ => self.call_with(&mut Local::default(), registrations, entries, timeout),
+        }
     }
 
     fn call_with(
