@@ -561,16 +561,16 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let timeout = (timeout, Deadline::after(timeout));
+        let deadline = Deadline::after(timeout);
         // As `with_local`, with the arguments borrowed rather than moved into the closure, so
         // that the fallback can have them back without wrapping the closure in an `Option`.
         let kept = LOCAL.try_with(|cell| {
             let mut local = cell.try_borrow_mut().ok()?;
-            Some(self.call_with(&mut local, registrations, entries, timeout))
+            Some(self.call_with(&mut local, registrations, entries, deadline))
         });
         match kept {
             Ok(Some(result)) => result,
-            _ => self.call_with(&mut Local::default(), registrations, entries, timeout),
+            _ => self.call_with(&mut Local::default(), registrations, entries, deadline),
         }
     }
 
@@ -579,7 +579,7 @@ impl CompletionPort {
         local: &mut Local,
         registrations: &mut [Registration],
         entries: &mut [CompletionEntry],
-        timeout: (Option<Duration>, Deadline),
+        deadline: Deadline,
     ) -> io::Result<usize> {
         let shared = &self.shared;
         let release = &mut local.release;
@@ -595,7 +595,7 @@ impl CompletionPort {
                 &mut local.scratch,
                 entries,
                 &mut release.rearms,
-                timeout,
+                deadline,
                 released_here,
             ),
             Err(failure) => {
@@ -618,13 +618,13 @@ impl CompletionPort {
         scratch: &mut Scratch,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        (mut timeout, deadline): (Option<Duration>, Deadline),
+        mut deadline: Deadline,
         mut released_here: bool,
     ) -> io::Result<usize> {
         let shared = &*self.shared;
         let gate = &shared.gate;
         loop {
-            let entered = gate.enter(out, rearms, deadline, std::mem::take(&mut released_here));
+            let entered = gate.enter(out, rearms, &mut deadline, std::mem::take(&mut released_here));
             let (enter, wake) = entered?;
             shared.wake_if(wake);
             match enter {
@@ -636,11 +636,10 @@ impl CompletionPort {
                 shared,
                 armed: true,
             };
-            // The first kernel wait of a call gets its timeout as it is (the call started
-            // a moment ago); a later one what is left of it.
-            let timeout = timeout.take().map_or_else(|| deadline.left(), Some);
             scratch.raw.clear();
-            let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
+            let waited = shared
+                .selector
+                .wait(&mut scratch.raw, out.len(), deadline.left());
             let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
             in_kernel.armed = false;
             let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
@@ -675,11 +674,13 @@ impl CompletionPort {
             }
             match waited {
                 Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                // Nothing at all: the wait lasted the whole of the time left.
+                Ok(()) if scratch.raw.is_empty() => deadline.used_up(),
                 _ => {}
             }
             if deadline.passed() {
                 // A last look at the queue without blocking, then give up.
-                let (enter, wake) = gate.enter(out, rearms, Deadline::Passed, false)?;
+                let (enter, wake) = gate.enter(out, rearms, &mut Deadline::Passed, false)?;
                 shared.wake_if(wake);
                 return match enter {
                     Enter::Taken(n) => Ok(n),
