@@ -338,7 +338,9 @@ impl Shared {
             if let Some((entry, owed)) = self.registry.deliver(&self.selector, event) {
                 out[n] = entry;
                 n += 1;
-                rearms.extend(owed);
+                if let Some(token) = owed {
+                    rearms.push(token);
+                }
             }
         }
         n

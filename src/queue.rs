@@ -557,7 +557,7 @@ impl Gate {
                 } else {
                     (word | WAKE_PENDING, Some(true))
                 }
-            } else if (queued || count(word, IN_KERNEL) == 0) && count(word, PARKED) > 0 {
+            } else if count(word, PARKED) > 0 && (queued || count(word, IN_KERNEL) == 0) {
                 (word, Some(false))
             } else {
                 (word, None)
