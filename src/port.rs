@@ -626,8 +626,8 @@ impl CompletionPort {
         let shared = &*self.shared;
         let gate = &shared.gate;
         loop {
-            let entered = gate.enter(out, rearms, &mut deadline, std::mem::take(&mut released_here));
-            let (enter, wake) = entered?;
+            let again = std::mem::take(&mut released_here);
+            let (enter, wake) = gate.enter(out, rearms, &mut deadline, again)?;
             shared.wake_if(wake);
             match enter {
                 Enter::Taken(n) => return Ok(n),

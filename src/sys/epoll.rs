@@ -342,10 +342,7 @@ mod tests {
     fn long_timeouts_are_waited_in_parts() {
         let longest = Duration::from_millis(i32::MAX as u64);
         let rest = Duration::from_nanos(1);
-        assert_eq!(
-            timeout_ms(Some(longest + rest)),
-            (i32::MAX, Some(rest))
-        );
+        assert_eq!(timeout_ms(Some(longest + rest)), (i32::MAX, Some(rest)));
         assert_eq!(
             timeout_ms(Some(Duration::from_secs(1 << 40))),
             (i32::MAX, Some(Duration::from_secs(1 << 40) - longest))
