@@ -193,12 +193,15 @@ struct Scratch {
     spare: Spare,
 }
 
-/// The port a thread is released on, and the persistent registrations whose entries it
-/// received and owes a re-arm. Dropping it (the thread exits, or calls another port) ends
-/// the release: the re-arms are applied and the slot goes to a waiting thread.
+/// The port a thread was last released on (a dangling `Weak` before its first call), and
+/// the persistent registrations whose entries it received and owes a re-arm. Dropping it
+/// while `active` (the thread exits) ends the release: the re-arms are applied and the slot
+/// goes to a waiting thread.
 ///
 /// A thread's record stays in place from call to call on the same port (`active` tells
-/// whether the thread is released now), so that a call neither clones nor drops a `Weak`.
+/// whether the thread is released now), so that a call neither clones nor drops a `Weak`,
+/// and its re-arms are kept in place: applied, cleared and filled again by the next call.
+#[derive(Default)]
 struct Release {
     port: Weak<Shared>,
     rearms: Vec<u64>,
@@ -208,6 +211,15 @@ struct Release {
 impl Release {
     fn on(&self, shared: &Arc<Shared>) -> bool {
         Weak::as_ptr(&self.port) == Arc::as_ptr(shared)
+    }
+
+    /// A record for `shared`, not released yet.
+    fn new(shared: &Arc<Shared>) -> Release {
+        Release {
+            port: Arc::downgrade(shared),
+            rearms: Vec::new(),
+            active: false,
+        }
     }
 }
 
@@ -226,35 +238,11 @@ impl Drop for Release {
 #[derive(Default)]
 struct Local {
     scratch: Scratch,
-    release: Option<Release>,
+    release: Release,
 }
 
 thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local::default());
-}
-
-/// Makes `record` say that this thread is released on `shared`, owing `rearms`: the record
-/// already kept for that port is reused, any other is replaced. Returns the replaced one,
-/// to be dropped once the thread-local is no longer borrowed where that matters (ending a
-/// release applies its re-arms, which borrows it).
-#[must_use]
-fn activate(
-    record: &mut Option<Release>,
-    shared: &Arc<Shared>,
-    rearms: Vec<u64>,
-) -> Option<Release> {
-    match record.as_mut() {
-        Some(release) if release.on(shared) => {
-            release.rearms = rearms;
-            release.active = true;
-            None
-        }
-        _ => record.replace(Release {
-            port: Arc::downgrade(shared),
-            rearms,
-            active: true,
-        }),
-    }
 }
 
 /// Runs `f` with this thread's kept state, or a fresh one where it is gone or in use (a
@@ -358,7 +346,9 @@ impl Shared {
             if let Some((entry, owed)) = self.registry.deliver(&self.selector, event) {
                 out[n] = entry;
                 n += 1;
-                rearms.extend(owed);
+                if let Some(token) = owed {
+                    rearms.push(token);
+                }
             }
         }
         n
@@ -582,7 +572,16 @@ impl CompletionPort {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         let deadline = Deadline::after(timeout);
-        with_local(|local| self.call_with(local, registrations, entries, (timeout, deadline)))
+        // As `with_local`, with the arguments borrowed rather than moved into the closure, so
+        // that the fallback can have them back without wrapping the closure in an `Option`.
+        let kept = LOCAL.try_with(|cell| {
+            let mut local = cell.try_borrow_mut().ok()?;
+            Some(self.call_with(&mut local, registrations, entries, deadline))
+        });
+        match kept {
+            Ok(Some(result)) => result,
+            _ => self.call_with(&mut Local::default(), registrations, entries, deadline),
+        }
     }
 
     fn call_with(
@@ -590,28 +589,23 @@ impl CompletionPort {
         local: &mut Local,
         registrations: &mut [Registration],
         entries: &mut [CompletionEntry],
-        timeout: (Option<Duration>, Deadline),
+        deadline: Deadline,
     ) -> io::Result<usize> {
         let shared = &self.shared;
-        let (released_here, mut rearms) = match &mut local.release {
-            Some(release) if release.on(shared) => (
-                std::mem::take(&mut release.active),
-                std::mem::take(&mut release.rearms),
-            ),
+        let release = &mut local.release;
+        if !release.on(shared) {
             // A release on another port ends here (that port's slot is handed on).
-            record => {
-                drop(record.take());
-                (false, Vec::new())
-            }
-        };
-        let applied = shared.apply(&mut local.scratch, registrations, &rearms);
-        rearms.clear();
+            *release = Release::new(shared);
+        }
+        let released_here = std::mem::replace(&mut release.active, false);
+        let applied = shared.apply(&mut local.scratch, registrations, &release.rearms);
+        release.rearms.clear();
         let result = match applied {
             Ok(()) => self.wait(
                 &mut local.scratch,
                 entries,
-                &mut rearms,
-                timeout,
+                &mut release.rearms,
+                deadline,
                 released_here,
             ),
             Err(failure) => {
@@ -622,13 +616,9 @@ impl CompletionPort {
                 Err(failure.into())
             }
         };
-        if matches!(result, Ok(n) if n > 0) {
-            drop(activate(&mut local.release, shared, rearms));
-        } else if let Some(release) = local.release.as_mut().filter(|r| r.on(shared)) {
-            // Not released: nothing is owed, and the buffer is kept for the next call.
-            debug_assert!(rearms.is_empty());
-            release.rearms = rearms;
-        }
+        // Not released: nothing is owed.
+        release.active = matches!(result, Ok(n) if n > 0);
+        debug_assert!(release.active || release.rearms.is_empty());
         result
     }
 
@@ -638,14 +628,14 @@ impl CompletionPort {
         scratch: &mut Scratch,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        (mut timeout, deadline): (Option<Duration>, Deadline),
+        mut deadline: Deadline,
         mut released_here: bool,
     ) -> io::Result<usize> {
         let shared = &*self.shared;
         let gate = &shared.gate;
         loop {
-            let entered = gate.enter(out, rearms, deadline, std::mem::take(&mut released_here));
-            let (enter, wake) = entered?;
+            let again = std::mem::take(&mut released_here);
+            let (enter, wake) = gate.enter(out, rearms, &mut deadline, again)?;
             shared.wake_if(wake);
             match enter {
                 Enter::Taken(n) => return Ok(n),
@@ -656,11 +646,10 @@ impl CompletionPort {
                 shared,
                 armed: true,
             };
-            // The first kernel wait of a call gets its timeout as it is (the call started
-            // a moment ago); a later one what is left of it.
-            let timeout = timeout.take().map_or_else(|| deadline.left(), Some);
             scratch.raw.clear();
-            let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
+            let waited = shared
+                .selector
+                .wait(&mut scratch.raw, out.len(), deadline.left());
             let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
             in_kernel.armed = false;
             let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
@@ -695,11 +684,13 @@ impl CompletionPort {
             }
             match waited {
                 Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                // Nothing at all: the wait lasted the whole of the time left.
+                Ok(()) if scratch.raw.is_empty() => deadline.used_up(),
                 _ => {}
             }
             if deadline.passed() {
                 // A last look at the queue without blocking, then give up.
-                let (enter, wake) = gate.enter(out, rearms, Deadline::Passed, false)?;
+                let (enter, wake) = gate.enter(out, rearms, &mut Deadline::Passed, false)?;
                 shared.wake_if(wake);
                 return match enter {
                     Enter::Taken(n) => Ok(n),
@@ -775,12 +766,12 @@ impl CompletionPort {
         let held = LOCAL
             .try_with(|local| {
                 let mut local = local.try_borrow_mut().ok()?;
-                match local.release.as_mut() {
-                    Some(release) if release.active && release.on(&self.shared) => {
-                        release.active = false;
-                        Some(std::mem::take(&mut release.rearms))
-                    }
-                    _ => None,
+                let release = &mut local.release;
+                if release.active && release.on(&self.shared) {
+                    release.active = false;
+                    Some(std::mem::take(&mut release.rearms))
+                } else {
+                    None
                 }
             })
             .ok()
@@ -795,17 +786,21 @@ impl CompletionPort {
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 let port = self.0;
-                let replaced = LOCAL.try_with(|local| {
-                    let mut local = local.try_borrow_mut().ok()?;
-                    let released = local.release.as_ref().is_some_and(|r| r.active);
-                    if released || port.shared.inherited() {
-                        return None;
+                let _ = LOCAL.try_with(|local| {
+                    let Ok(mut local) = local.try_borrow_mut() else {
+                        return;
+                    };
+                    let release = &mut local.release;
+                    if release.active || port.shared.inherited() {
+                        return;
                     }
                     port.shared.gate.retake();
-                    activate(&mut local.release, &port.shared, Vec::new())
+                    if !release.on(&port.shared) {
+                        // Not released anywhere: replacing the record ends nothing.
+                        *release = Release::new(&port.shared);
+                    }
+                    release.active = true;
                 });
-                // Dropped outside the borrow: ending that release borrows it again.
-                drop(replaced);
             }
         }
         let _restore = Restore(self);

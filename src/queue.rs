@@ -179,14 +179,19 @@ impl Waiter {
     }
 }
 
-/// When a call gives up waiting. A call's clock is read once, when it starts, and only for
-/// a finite, non-zero timeout.
+/// When a call gives up waiting. The clock is read only once a call needs it: a call whose
+/// first kernel wait brings entries, or ends at its timeout, never reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Deadline {
     /// No timeout (or one too large to represent).
     Never,
-    /// A zero timeout: look, never wait.
+    /// A zero timeout, or one used up: look, never wait.
     Passed,
+    /// A finite, non-zero timeout not measured yet: the call's first kernel wait gets it
+    /// whole. It is fixed ([`At`](Deadline::At)) when the call first needs more: to wait
+    /// for a slot, or to wait again after a kernel wait that ended early with nothing for
+    /// it (a call then lasts up to about twice its timeout, never less).
+    After(Duration),
     At(Instant),
 }
 
@@ -195,25 +200,45 @@ impl Deadline {
         match timeout {
             None => Deadline::Never,
             Some(Duration::ZERO) => Deadline::Passed,
-            Some(t) => Instant::now()
-                .checked_add(t)
-                .map_or(Deadline::Never, Deadline::At),
+            Some(t) => Deadline::After(t),
         }
     }
 
-    pub(crate) fn passed(self) -> bool {
-        match self {
+    /// Measures an unmeasured deadline from now.
+    fn fix(&mut self) {
+        if let Deadline::After(t) = *self {
+            *self = Instant::now()
+                .checked_add(t)
+                .map_or(Deadline::Never, Deadline::At);
+        }
+    }
+
+    /// Whether the deadline passed; an unmeasured one has not, and is measured from now.
+    pub(crate) fn passed(&mut self) -> bool {
+        match *self {
             Deadline::Never => false,
             Deadline::Passed => true,
+            Deadline::After(_) => {
+                self.fix();
+                false
+            }
             Deadline::At(d) => d <= Instant::now(),
         }
     }
 
-    /// The time left (`None`: for ever).
+    /// A wait for the time left ended at its timeout.
+    pub(crate) fn used_up(&mut self) {
+        if *self != Deadline::Never {
+            *self = Deadline::Passed;
+        }
+    }
+
+    /// The time left (`None`: for ever); all of it while unmeasured.
     pub(crate) fn left(self) -> Option<Duration> {
         match self {
             Deadline::Never => None,
             Deadline::Passed => Some(Duration::ZERO),
+            Deadline::After(t) => Some(t),
             Deadline::At(d) => Some(d.saturating_duration_since(Instant::now())),
         }
     }
@@ -338,40 +363,68 @@ impl Gate {
     /// again). It takes queued entries into `out` (their owed re-arms into `rearms`) if a
     /// slot is free, else waits for one until `deadline`. The `bool` says whether the
     /// caller must wake a kernel waiter through the selector.
+    ///
+    /// One compare-exchange decides; only what follows a decision other than waiting in
+    /// the kernel (taking, parking, trying again) is out of line, in [`settle`](Gate::settle).
+    #[inline]
     pub(crate) fn enter(
         &self,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        deadline: Deadline,
+        deadline: &mut Deadline,
         released_here: bool,
     ) -> Result<(Enter, bool), Failure> {
         // The caller's own slot, given back in the same step that decides what it does
-        // next: nobody else can take it in between, and nobody is woken for it.
-        let mut own = if released_here { RUNNING } else { 0 };
-        // A kernel wake owed by a slot this call took and gave back.
-        let mut wake = false;
-        loop {
-            // Asked only when every slot is taken.
-            let mut expired = None;
-            let mut expired = || *expired.get_or_insert_with(|| deadline.passed());
-            let (_, step) = self.transition(|word| {
-                let word = word - own;
-                if word & CLOSED != 0 {
-                    (word, Step::Closed)
-                } else if self.has_slot(word) && word & QUEUED != 0 {
-                    (word + RUNNING, Step::Take)
-                } else if self.has_slot(word) {
-                    (word + IN_KERNEL, Step::Kernel)
-                } else if expired() {
+        // next: nobody else can take it in between, and nobody is woken for it. Whether the
+        // deadline passed is known without the clock here: a zero timeout has, any other
+        // was set a moment ago.
+        let own = if released_here { RUNNING } else { 0 };
+        match self.step(own, *deadline == Deadline::Passed) {
+            Step::Kernel => Ok((Enter::Kernel, false)),
+            step => self.settle(step, out, rearms, deadline),
+        }
+    }
+
+    /// What a thread does next when it calls, in one compare-exchange: gives back `own`,
+    /// and takes a slot for the queue, or waits in the kernel, or (every slot taken) times
+    /// out if `expired`, else counts itself parked.
+    #[inline]
+    fn step(&self, own: u64, expired: bool) -> Step {
+        self.transition(|word| {
+            let word = word - own;
+            if word & CLOSED != 0 {
+                (word, Step::Closed)
+            } else if !self.has_slot(word) {
+                if expired {
                     (word, Step::Timeout)
                 } else {
                     (word + PARKED, Step::Park)
                 }
-            });
-            own = 0;
+            } else if word & QUEUED != 0 {
+                (word + RUNNING, Step::Take)
+            } else {
+                (word + IN_KERNEL, Step::Kernel)
+            }
+        })
+        .1
+    }
+
+    /// Carries out `step` of [`enter`](Gate::enter), and the steps after it until the
+    /// thread waits in the kernel, has entries, or fails.
+    #[inline(never)]
+    fn settle(
+        &self,
+        mut step: Step,
+        out: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
+        deadline: &mut Deadline,
+    ) -> Result<(Enter, bool), Failure> {
+        // A kernel wake owed by a slot this call took and gave back.
+        let mut wake = false;
+        loop {
             match step {
-                Step::Closed => return Err(Failure::PortClosed),
                 Step::Kernel => return Ok((Enter::Kernel, wake)),
+                Step::Closed => return Err(Failure::PortClosed),
                 Step::Timeout => return Ok((Enter::Timeout, wake)),
                 Step::Park => self.park(deadline),
                 Step::Take => {
@@ -383,11 +436,13 @@ impl Gate {
                     wake |= self.leave();
                 }
             }
+            step = self.step(0, deadline.passed());
         }
     }
 
     /// Takes queued entries into `out`; clears the `QUEUED` bit if it emptied the queue
     /// (and sets it again if an entry arrived meanwhile).
+    #[inline(never)]
     fn take(&self, out: &mut [CompletionEntry], rearms: &mut Vec<u64>) -> usize {
         let mut n = 0;
         while n < out.len() {
@@ -416,6 +471,7 @@ impl Gate {
     /// # Errors
     /// [`Failure::PortClosed`], with whether the caller must pass the closing wake on to
     /// another kernel waiter.
+    #[inline]
     pub(crate) fn back(&self, saw_wake: bool) -> Result<Back<'_>, (Failure, bool)> {
         let (word, step) = self.transition(|word| {
             let mut word = word - IN_KERNEL;
@@ -444,6 +500,7 @@ impl Gate {
     /// A thread that counted as released after [`back`](Gate::back) validated `got`
     /// entries; it takes queued ones into `rest`. With none in all, it is not released
     /// after all. Returns how many it took and whether to wake a kernel waiter.
+    #[inline]
     pub(crate) fn ran(
         &self,
         got: usize,
@@ -500,7 +557,7 @@ impl Gate {
                 } else {
                     (word | WAKE_PENDING, Some(true))
                 }
-            } else if (queued || count(word, IN_KERNEL) == 0) && count(word, PARKED) > 0 {
+            } else if count(word, PARKED) > 0 && (queued || count(word, IN_KERNEL) == 0) {
                 (word, Some(false))
             } else {
                 (word, None)
@@ -518,6 +575,7 @@ impl Gate {
 
     /// Wakes the most recent parked thread, or gives a credit to one on its way to the
     /// stack.
+    #[inline(never)]
     fn wake_parked(&self) {
         let mut stack = self.stack();
         if let Some(waiter) = stack.waiters.pop() {
@@ -553,7 +611,9 @@ impl Gate {
 
     /// Waits on the stack until woken, closed, or `deadline`. The caller counted itself
     /// in `PARKED` (in the step that found every slot taken).
-    fn park(&self, deadline: Deadline) {
+    #[inline(never)]
+    fn park(&self, deadline: &mut Deadline) {
+        deadline.fix();
         let waiter = waiter();
         let mut stack = self.stack();
         if self.is_closed() {
@@ -656,7 +716,7 @@ mod model {
     fn dequeue(gate: &Gate, kernel: &Kernel, out: &mut [CompletionEntry]) -> usize {
         let mut rearms = Vec::new();
         loop {
-            let (enter, wake) = match gate.enter(out, &mut rearms, Deadline::Never, false) {
+            let (enter, wake) = match gate.enter(out, &mut rearms, &mut Deadline::Never, false) {
                 Ok(e) => e,
                 Err(_) => return 0,
             };

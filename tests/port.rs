@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socknotify::{is_port_closed, CompletionEntry, CompletionPort, Events, Registration};
+use socknotify::{is_port_closed, CompletionEntry, CompletionPort, Events, Registration, Trigger};
 use util::*;
 
 /// Waits until `cond` holds on the port's stats, failing after [`ARRIVAL`].
@@ -191,6 +191,35 @@ fn rule_17_timeouts() {
         let err = port.dequeue(&mut [], None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert_eq!(port.process(&mut [], &mut [], None).unwrap(), 0);
+    });
+}
+
+/// Rule 17 when a kernel wait ends early with nothing for the call (a reset reported for a
+/// disabled registration, which delivery drops): the call waits on, and still returns no
+/// earlier than its timeout, although it read no clock before its first wait.
+#[test]
+fn rule_17_a_wait_that_ends_early_with_nothing_waits_on() {
+    each_backend(|b| {
+        let port = port(b);
+        let (client, server) = tcp_pair();
+        enable(
+            &port,
+            &server,
+            1,
+            Events::IN,
+            Trigger::ONESHOT | Trigger::LEVEL,
+        );
+        apply_one(&port, Registration::disable(&server)).expect("disable");
+        let resetter = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            reset(client);
+        });
+        let timeout = Duration::from_millis(200);
+        let mut entries = [CompletionEntry::default(); 4];
+        let start = Instant::now();
+        assert_eq!(port.dequeue(&mut entries, Some(timeout)).unwrap(), 0);
+        assert!(start.elapsed() >= timeout, "the wait ended early");
+        resetter.join().unwrap();
     });
 }
 
