@@ -571,16 +571,16 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let deadline = Deadline::after(timeout);
+        let timeout = (timeout, Deadline::after(timeout));
         // As `with_local`, with the arguments borrowed rather than moved into the closure, so
         // that the fallback can have them back without wrapping the closure in an `Option`.
         let kept = LOCAL.try_with(|cell| {
             let mut local = cell.try_borrow_mut().ok()?;
-            Some(self.call_with(&mut local, registrations, entries, deadline))
+            Some(self.call_with(&mut local, registrations, entries, timeout))
         });
         match kept {
             Ok(Some(result)) => result,
-            _ => self.call_with(&mut Local::default(), registrations, entries, deadline),
+            _ => self.call_with(&mut Local::default(), registrations, entries, timeout),
         }
     }
 
@@ -589,7 +589,7 @@ impl CompletionPort {
         local: &mut Local,
         registrations: &mut [Registration],
         entries: &mut [CompletionEntry],
-        deadline: Deadline,
+        timeout: (Option<Duration>, Deadline),
     ) -> io::Result<usize> {
         let shared = &self.shared;
         let release = &mut local.release;
@@ -605,7 +605,7 @@ impl CompletionPort {
                 &mut local.scratch,
                 entries,
                 &mut release.rearms,
-                deadline,
+                timeout,
                 released_here,
             ),
             Err(failure) => {
@@ -628,14 +628,14 @@ impl CompletionPort {
         scratch: &mut Scratch,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        mut deadline: Deadline,
+        (mut timeout, deadline): (Option<Duration>, Deadline),
         mut released_here: bool,
     ) -> io::Result<usize> {
         let shared = &*self.shared;
         let gate = &shared.gate;
         loop {
             let again = std::mem::take(&mut released_here);
-            let (enter, wake) = gate.enter(out, rearms, &mut deadline, again)?;
+            let (enter, wake) = gate.enter(out, rearms, deadline, again)?;
             shared.wake_if(wake);
             match enter {
                 Enter::Taken(n) => return Ok(n),
@@ -646,10 +646,11 @@ impl CompletionPort {
                 shared,
                 armed: true,
             };
+            // The first kernel wait of a call gets its timeout as it is (the call started
+            // a moment ago); a later one what is left of it.
+            let timeout = timeout.take().map_or_else(|| deadline.left(), Some);
             scratch.raw.clear();
-            let waited = shared
-                .selector
-                .wait(&mut scratch.raw, out.len(), deadline.left());
+            let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
             let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
             in_kernel.armed = false;
             let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
@@ -684,13 +685,11 @@ impl CompletionPort {
             }
             match waited {
                 Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
-                // Nothing at all: the wait lasted the whole of the time left.
-                Ok(()) if scratch.raw.is_empty() => deadline.used_up(),
                 _ => {}
             }
             if deadline.passed() {
                 // A last look at the queue without blocking, then give up.
-                let (enter, wake) = gate.enter(out, rearms, &mut Deadline::Passed, false)?;
+                let (enter, wake) = gate.enter(out, rearms, Deadline::Passed, false)?;
                 shared.wake_if(wake);
                 return match enter {
                     Enter::Taken(n) => Ok(n),

@@ -179,19 +179,14 @@ impl Waiter {
     }
 }
 
-/// When a call gives up waiting. The clock is read only once a call needs it: a call whose
-/// first kernel wait brings entries, or ends at its timeout, never reads it.
+/// When a call gives up waiting. A call's clock is read once, when it starts, and only for
+/// a finite, non-zero timeout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Deadline {
     /// No timeout (or one too large to represent).
     Never,
-    /// A zero timeout, or one used up: look, never wait.
+    /// A zero timeout: look, never wait.
     Passed,
-    /// A finite, non-zero timeout not measured yet: the call's first kernel wait gets it
-    /// whole. It is fixed ([`At`](Deadline::At)) when the call first needs more: to wait
-    /// for a slot, or to wait again after a kernel wait that ended early with nothing for
-    /// it (a call then lasts up to about twice its timeout, never less).
-    After(Duration),
     At(Instant),
 }
 
@@ -200,45 +195,25 @@ impl Deadline {
         match timeout {
             None => Deadline::Never,
             Some(Duration::ZERO) => Deadline::Passed,
-            Some(t) => Deadline::After(t),
-        }
-    }
-
-    /// Measures an unmeasured deadline from now.
-    fn fix(&mut self) {
-        if let Deadline::After(t) = *self {
-            *self = Instant::now()
+            Some(t) => Instant::now()
                 .checked_add(t)
-                .map_or(Deadline::Never, Deadline::At);
+                .map_or(Deadline::Never, Deadline::At),
         }
     }
 
-    /// Whether the deadline passed; an unmeasured one has not, and is measured from now.
-    pub(crate) fn passed(&mut self) -> bool {
-        match *self {
+    pub(crate) fn passed(self) -> bool {
+        match self {
             Deadline::Never => false,
             Deadline::Passed => true,
-            Deadline::After(_) => {
-                self.fix();
-                false
-            }
             Deadline::At(d) => d <= Instant::now(),
         }
     }
 
-    /// A wait for the time left ended at its timeout.
-    pub(crate) fn used_up(&mut self) {
-        if *self != Deadline::Never {
-            *self = Deadline::Passed;
-        }
-    }
-
-    /// The time left (`None`: for ever); all of it while unmeasured.
+    /// The time left (`None`: for ever).
     pub(crate) fn left(self) -> Option<Duration> {
         match self {
             Deadline::Never => None,
             Deadline::Passed => Some(Duration::ZERO),
-            Deadline::After(t) => Some(t),
             Deadline::At(d) => Some(d.saturating_duration_since(Instant::now())),
         }
     }
@@ -371,7 +346,7 @@ impl Gate {
         &self,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        deadline: &mut Deadline,
+        deadline: Deadline,
         released_here: bool,
     ) -> Result<(Enter, bool), Failure> {
         // The caller's own slot, given back in the same step that decides what it does
@@ -379,7 +354,7 @@ impl Gate {
         // deadline passed is known without the clock here: a zero timeout has, any other
         // was set a moment ago.
         let own = if released_here { RUNNING } else { 0 };
-        match self.step(own, *deadline == Deadline::Passed) {
+        match self.step(own, deadline == Deadline::Passed) {
             Step::Kernel => Ok((Enter::Kernel, false)),
             step => self.settle(step, out, rearms, deadline),
         }
@@ -417,7 +392,7 @@ impl Gate {
         mut step: Step,
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
-        deadline: &mut Deadline,
+        deadline: Deadline,
     ) -> Result<(Enter, bool), Failure> {
         // A kernel wake owed by a slot this call took and gave back.
         let mut wake = false;
@@ -612,8 +587,7 @@ impl Gate {
     /// Waits on the stack until woken, closed, or `deadline`. The caller counted itself
     /// in `PARKED` (in the step that found every slot taken).
     #[inline(never)]
-    fn park(&self, deadline: &mut Deadline) {
-        deadline.fix();
+    fn park(&self, deadline: Deadline) {
         let waiter = waiter();
         let mut stack = self.stack();
         if self.is_closed() {
@@ -716,7 +690,7 @@ mod model {
     fn dequeue(gate: &Gate, kernel: &Kernel, out: &mut [CompletionEntry]) -> usize {
         let mut rearms = Vec::new();
         loop {
-            let (enter, wake) = match gate.enter(out, &mut rearms, &mut Deadline::Never, false) {
+            let (enter, wake) = match gate.enter(out, &mut rearms, Deadline::Never, false) {
                 Ok(e) => e,
                 Err(_) => return 0,
             };

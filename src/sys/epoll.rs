@@ -90,36 +90,28 @@ impl Selector {
         }
     }
 
-    /// Replaces `events` with what the kernel reports (at most `max`, 1024 at most). Returns
-    /// none only once `timeout` has passed: a timeout longer than one `epoll_wait` takes is
-    /// waited in parts.
+    /// Replaces `events` with what the kernel reports (at most `max`, 1024 at most).
     pub(crate) fn wait(
         &self,
         events: &mut Vec<libc::epoll_event>,
         max: usize,
-        mut timeout: Option<Duration>,
+        timeout: Option<Duration>,
     ) -> io::Result<()> {
         let max = max.clamp(1, 1024);
         events.clear();
         events.reserve(max);
-        loop {
-            let (ms, rest) = timeout_ms(timeout);
-            // SAFETY: the pointer is valid for `max` writes (just reserved); the kernel
-            // writes `n <= max` initialised entries, and the length is set to `n` only after
-            // it returns successfully.
-            let n = syscall!(epoll_wait(
-                self.fd(),
-                events.as_mut_ptr(),
-                max as libc::c_int,
-                ms
-            ))?;
-            if n > 0 || rest.is_none() {
-                // SAFETY: the kernel initialised the first `n` entries (see above).
-                unsafe { events.set_len(n as usize) };
-                return Ok(());
-            }
-            timeout = rest;
-        }
+        // SAFETY: the pointer is valid for `max` writes (just reserved); the kernel writes
+        // `n <= max` initialised entries, and the length is set to `n` only after it
+        // returns successfully.
+        let n = syscall!(epoll_wait(
+            self.fd(),
+            events.as_mut_ptr(),
+            max as libc::c_int,
+            timeout_ms(timeout),
+        ))?;
+        // SAFETY: the kernel initialised the first `n` entries (see above).
+        unsafe { events.set_len(n as usize) };
+        Ok(())
     }
 
     /// Whether this epoll instance still has an item for descriptor number `fd` whose open
@@ -299,20 +291,16 @@ fn readiness(bits: u32) -> Readiness {
     Readiness::new(r)
 }
 
-/// Milliseconds for `epoll_wait`, rounded up so that a wait never ends before `timeout`;
-/// and for a timeout longer than `epoll_wait` takes, what is left of it after that wait.
-fn timeout_ms(timeout: Option<Duration>) -> (libc::c_int, Option<Duration>) {
-    const LONGEST: Duration = Duration::from_millis(libc::c_int::MAX as u64);
+/// Milliseconds for `epoll_wait`, rounded up so that a wait never ends before `timeout`.
+fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
     match timeout {
-        None => (-1, None),
-        // Below `LONGEST`'s whole seconds, the milliseconds fit; at them, compare exactly.
-        Some(t) if t.as_secs() >= LONGEST.as_secs() && t > LONGEST => {
-            (libc::c_int::MAX, Some(t - LONGEST))
-        }
+        None => -1,
         Some(t) => {
-            // In 64 bits (a 128-bit division is a library call); at most `c_int::MAX`.
-            let ms = t.as_secs() * 1000 + u64::from(t.subsec_nanos().div_ceil(1_000_000));
-            (ms as libc::c_int, None)
+            // In 64 bits (a 128-bit division is a library call): whole seconds above
+            // `c_int::MAX` milliseconds are capped before they can overflow.
+            let secs = t.as_secs().min(libc::c_int::MAX as u64 / 1000 + 1);
+            let ms = secs * 1000 + u64::from(t.subsec_nanos().div_ceil(1_000_000));
+            ms.min(libc::c_int::MAX as u64) as libc::c_int
         }
     }
 }
@@ -323,38 +311,24 @@ mod tests {
 
     #[test]
     fn timeouts_round_up() {
-        let ms = |t| timeout_ms(t).0;
-        assert_eq!(timeout_ms(None), (-1, None));
-        assert_eq!(ms(Some(Duration::ZERO)), 0);
-        assert_eq!(ms(Some(Duration::from_nanos(1))), 1);
-        assert_eq!(ms(Some(Duration::from_micros(1500))), 2);
-        assert_eq!(ms(Some(Duration::new(2, 999_999_999))), 3000);
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(timeout_ms(Some(Duration::ZERO)), 0);
+        assert_eq!(timeout_ms(Some(Duration::from_nanos(1))), 1);
+        assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
+        assert_eq!(timeout_ms(Some(Duration::from_secs(1 << 40))), i32::MAX);
+        assert_eq!(timeout_ms(Some(Duration::MAX)), i32::MAX);
+        assert_eq!(timeout_ms(Some(Duration::new(2, 999_999_999))), 3000);
         assert_eq!(
             timeout_ms(Some(Duration::new(2_147_483, 647_000_000))),
-            (i32::MAX, None)
+            i32::MAX
         );
         assert_eq!(
             timeout_ms(Some(Duration::new(2_147_483, 646_000_001))),
-            (i32::MAX, None)
+            i32::MAX
         );
         assert_eq!(
             timeout_ms(Some(Duration::new(2_147_483, 646_000_000))),
-            (i32::MAX - 1, None)
-        );
-    }
-
-    #[test]
-    fn long_timeouts_are_waited_in_parts() {
-        let longest = Duration::from_millis(i32::MAX as u64);
-        let rest = Duration::from_nanos(1);
-        assert_eq!(timeout_ms(Some(longest + rest)), (i32::MAX, Some(rest)));
-        assert_eq!(
-            timeout_ms(Some(Duration::from_secs(1 << 40))),
-            (i32::MAX, Some(Duration::from_secs(1 << 40) - longest))
-        );
-        assert_eq!(
-            timeout_ms(Some(Duration::MAX)),
-            (i32::MAX, Some(Duration::MAX - longest))
+            i32::MAX - 1
         );
     }
 

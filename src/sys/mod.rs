@@ -15,9 +15,7 @@
 //!   returns, so a socket's changes reach the kernel in the order the registry decided
 //!   them, whatever the backend batches. `apply` never blocks on I/O.
 //! - `wait(out, max, timeout)`: appends at most `max` [`RawEvent`]s to `out`, blocking up
-//!   to `timeout` (`None`: forever) until at least one report or a `wake`; it returns
-//!   `Ok` with nothing appended only once the whole `timeout` has passed (the port counts
-//!   on it to end a call without reading the clock). Many threads may
+//!   to `timeout` (`None`: forever) until at least one report or a `wake`. Many threads may
 //!   wait at once; one report or one wake releases one waiter, the most recent first where
 //!   the kernel allows it.
 //! - `wake()`: releases one waiter, or makes the next `wait` return at once; the waiter
@@ -184,10 +182,6 @@ pub(crate) struct Reports {
 impl Reports {
     pub(crate) fn clear(&mut self) {
         self.events.clear();
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.events.is_empty()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = RawEvent> + '_ {
