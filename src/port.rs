@@ -346,8 +346,8 @@ impl Shared {
             if let Some((entry, owed)) = self.registry.deliver(&self.selector, event) {
                 out[n] = entry;
                 n += 1;
-                if let Some(token) = owed {
-                    rearms.push(token);
+                if owed {
+                    rearms.push(event.token);
                 }
             }
         }
@@ -678,7 +678,7 @@ impl CompletionPort {
                         if let Some((entry, owed)) =
                             shared.registry.deliver(&shared.selector, event)
                         {
-                            stash.push(entry, owed.unwrap_or(NO_REARM));
+                            stash.push(entry, if owed { event.token } else { NO_REARM });
                         }
                     }
                 }
