@@ -225,17 +225,27 @@ impl Word {
 
     /// The word once an armed registration delivered its entry: a one-shot registration
     /// fired, a persistent level one pending (re-armed when the receiving thread calls
-    /// again), a persistent edge one still armed (its kernel interest stays armed).
+    /// again), a persistent edge one still armed (its kernel interest stays armed). By
+    /// table: the trigger's one-shot and edge bits pick the arm in one load.
     #[inline]
     fn delivered(self) -> Word {
-        let trigger = self.trigger();
-        self.with_arm(if trigger.is_oneshot() {
-            Arm::Fired
-        } else if trigger.is_edge() {
-            Arm::Armed
-        } else {
-            Arm::Pending
-        })
+        const AFTER: [Arm; 16] = {
+            let mut after = [Arm::Free; 16];
+            let mut bits = 0;
+            while bits < after.len() {
+                after[bits] = if bits as u8 & Trigger::ONESHOT.bits() != 0 {
+                    Arm::Fired
+                } else if bits as u8 & Trigger::EDGE.bits() != 0 {
+                    Arm::Armed
+                } else {
+                    Arm::Pending
+                };
+                bits += 1;
+            }
+            after
+        };
+        const _: () = assert!(Trigger::all().bits() < 16);
+        self.with_arm(AFTER[usize::from(self.trigger().bits() % 16)])
     }
 
     /// Whether delivering from this (armed) word owes something at the receiving thread's
@@ -245,7 +255,7 @@ impl Word {
     /// while a duplicate keeps the socket open yields at most one stale entry (rule 7).
     #[inline]
     fn owes(self) -> bool {
-        !self.trigger().is_oneshot() || self.parked()
+        self.delivered().arm() != Arm::Fired || self.parked()
     }
 }
 
