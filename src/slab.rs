@@ -22,9 +22,9 @@ pub(crate) struct Slab<T> {
     _owns: PhantomData<T>,
 }
 
-// SAFETY: a `Slab` hands out `&T` to every thread that shares it and creates its elements
-// on whichever thread grows it, then drops them where it is dropped: what `OnceLock<Box<[T]>>`
-// (which it replaces) asks for, `T: Send + Sync`.
+// SAFETY: a `Slab` hands out `&T` to every thread that shares it, and creates its elements
+// on whichever thread grows it and drops them where it is dropped; so sharing it needs
+// `T: Send + Sync`, as sharing a `OnceLock<Box<[T]>>` would.
 unsafe impl<T: Send + Sync> Sync for Slab<T> {}
 
 /// The segment and offset of `index`.
