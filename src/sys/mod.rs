@@ -138,7 +138,8 @@ impl Readiness {
         Readiness(bits)
     }
 
-    #[cfg_attr(not(windows), allow(dead_code))]
+    /// Whether any of `bits` is set (for the Windows backends' tests).
+    #[cfg(all(windows, test))]
     pub(crate) fn has(self, bits: u8) -> bool {
         self.0 & bits != 0
     }
