@@ -571,7 +571,6 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let timeout = (timeout, Deadline::after(timeout));
         // As `with_local`, with the arguments borrowed rather than moved into the closure, so
         // that the fallback can have them back without wrapping the closure in an `Option`.
         let kept = LOCAL.try_with(|cell| {
@@ -589,8 +588,10 @@ impl CompletionPort {
         local: &mut Local,
         registrations: &mut [Registration],
         entries: &mut [CompletionEntry],
-        timeout: (Option<Duration>, Deadline),
+        timeout: Option<Duration>,
     ) -> io::Result<usize> {
+        // The call's clock, read as it starts.
+        let timeout = (timeout, Deadline::after(timeout));
         let shared = &self.shared;
         let release = &mut local.release;
         if !release.on(shared) {
