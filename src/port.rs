@@ -690,17 +690,9 @@ impl CompletionPort {
             }
             if deadline.passed() {
                 // A last look at the queue without blocking, then give up.
-                let (enter, wake) = gate.enter(out, rearms, Deadline::Passed, false)?;
+                let (taken, wake) = gate.last_look(out, rearms)?;
                 shared.wake_if(wake);
-                return match enter {
-                    Enter::Taken(n) => Ok(n),
-                    Enter::Kernel => {
-                        let wake = gate.abandon_kernel();
-                        shared.wake_if(wake);
-                        Ok(0)
-                    }
-                    Enter::Timeout => Ok(0),
-                };
+                return Ok(taken);
             }
         }
     }
