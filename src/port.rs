@@ -652,14 +652,24 @@ impl CompletionPort {
             let timeout = timeout.take().map_or_else(|| deadline.left(), Some);
             scratch.raw.clear();
             let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
-            let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
             in_kernel.armed = false;
-            let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
-                shared.wake_if(pass_on);
-                io::Error::from(failure)
-            })?;
+            let back = if scratch.raw.is_empty() && waited.is_ok() {
+                // The kernel reported nothing (and no wake): with nothing to validate, the
+                // thread takes no slot; it enters again, or looks at the queue a last time.
+                let wake = gate.abandon_kernel();
+                shared.wake_if(wake);
+                None
+            } else {
+                let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
+                let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
+                    shared.wake_if(pass_on);
+                    io::Error::from(failure)
+                })?;
+                Some(back)
+            };
             match back {
-                Back::Run => {
+                None => {}
+                Some(Back::Run) => {
                     let mut running = Running {
                         shared,
                         armed: true,
@@ -672,7 +682,7 @@ impl CompletionPort {
                         return Ok(got + taken);
                     }
                 }
-                Back::Full(mut stash) => {
+                Some(Back::Full(mut stash)) => {
                     // Every slot is taken: the reports wait in the queue for whoever runs
                     // next, and this thread waits for a slot.
                     for event in scratch.raw.iter().filter(|e| e.token != WAKE_TOKEN) {

@@ -532,7 +532,8 @@ impl Gate {
     }
 
     /// A thread left the kernel wait without coming back through [`back`](Gate::back) (a
-    /// panic, or a deadline that passed); returns whether to wake a kernel waiter.
+    /// panic, or a wait that reported nothing, so that it has nothing to run); returns
+    /// whether to wake a kernel waiter.
     pub(crate) fn abandon_kernel(&self) -> bool {
         self.word.fetch_sub(IN_KERNEL, AcqRel);
         self.pass_on()
@@ -854,9 +855,16 @@ mod model {
             let mut got = match enter {
                 Enter::Taken(n) => n,
                 Enter::Timeout => 0,
+                // As the port does: the fake kernel reports only its wake, and a wait that
+                // reported nothing comes back without a slot.
+                Enter::Kernel if !kernel.wait(false) => {
+                    if gate.abandon_kernel() {
+                        kernel.wake();
+                    }
+                    0
+                }
                 Enter::Kernel => {
-                    let saw_wake = kernel.wait(false);
-                    let Ok(Back::Run) = gate.back(saw_wake) else {
+                    let Ok(Back::Run) = gate.back(true) else {
                         panic!("one thread, concurrency 1: it runs");
                     };
                     let (taken, wake) = gate.ran(0, &mut out, &mut rearms);

@@ -188,6 +188,10 @@ impl Reports {
         self.events.clear();
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = RawEvent> + '_ {
         #[cfg(target_os = "linux")]
         return self.events.iter().map(epoll::report);
