@@ -346,8 +346,8 @@ impl Shared {
             if let Some((entry, owed)) = self.registry.deliver(&self.selector, event) {
                 out[n] = entry;
                 n += 1;
-                if let Some(token) = owed {
-                    rearms.push(token);
+                if owed {
+                    rearms.push(event.token);
                 }
             }
         }
@@ -571,7 +571,6 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let timeout = (timeout, Deadline::after(timeout));
         // As `with_local`, with the arguments borrowed rather than moved into the closure, so
         // that the fallback can have them back without wrapping the closure in an `Option`.
         let kept = LOCAL.try_with(|cell| {
@@ -589,8 +588,10 @@ impl CompletionPort {
         local: &mut Local,
         registrations: &mut [Registration],
         entries: &mut [CompletionEntry],
-        timeout: (Option<Duration>, Deadline),
+        timeout: Option<Duration>,
     ) -> io::Result<usize> {
+        // The call's clock, read as it starts.
+        let timeout = (timeout, Deadline::after(timeout));
         let shared = &self.shared;
         let release = &mut local.release;
         if !release.on(shared) {
@@ -651,14 +652,24 @@ impl CompletionPort {
             let timeout = timeout.take().map_or_else(|| deadline.left(), Some);
             scratch.raw.clear();
             let waited = shared.selector.wait(&mut scratch.raw, out.len(), timeout);
-            let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
             in_kernel.armed = false;
-            let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
-                shared.wake_if(pass_on);
-                io::Error::from(failure)
-            })?;
+            let back = if scratch.raw.is_empty() && waited.is_ok() {
+                // The kernel reported nothing (and no wake): with nothing to validate, the
+                // thread takes no slot; it enters again, or looks at the queue a last time.
+                let wake = gate.abandon_kernel();
+                shared.wake_if(wake);
+                None
+            } else {
+                let saw_wake = scratch.raw.iter().any(|e| e.token == WAKE_TOKEN);
+                let back = gate.back(saw_wake).map_err(|(failure, pass_on)| {
+                    shared.wake_if(pass_on);
+                    io::Error::from(failure)
+                })?;
+                Some(back)
+            };
             match back {
-                Back::Run => {
+                None => {}
+                Some(Back::Run) => {
                     let mut running = Running {
                         shared,
                         armed: true,
@@ -671,14 +682,14 @@ impl CompletionPort {
                         return Ok(got + taken);
                     }
                 }
-                Back::Full(mut stash) => {
+                Some(Back::Full(mut stash)) => {
                     // Every slot is taken: the reports wait in the queue for whoever runs
                     // next, and this thread waits for a slot.
                     for event in scratch.raw.iter().filter(|e| e.token != WAKE_TOKEN) {
                         if let Some((entry, owed)) =
                             shared.registry.deliver(&shared.selector, event)
                         {
-                            stash.push(entry, owed.unwrap_or(NO_REARM));
+                            stash.push(entry, if owed { event.token } else { NO_REARM });
                         }
                     }
                 }
@@ -689,17 +700,9 @@ impl CompletionPort {
             }
             if deadline.passed() {
                 // A last look at the queue without blocking, then give up.
-                let (enter, wake) = gate.enter(out, rearms, Deadline::Passed, false)?;
+                let (taken, wake) = gate.last_look(out, rearms)?;
                 shared.wake_if(wake);
-                return match enter {
-                    Enter::Taken(n) => Ok(n),
-                    Enter::Kernel => {
-                        let wake = gate.abandon_kernel();
-                        shared.wake_if(wake);
-                        Ok(0)
-                    }
-                    Enter::Timeout => Ok(0),
-                };
+                return Ok(taken);
             }
         }
     }

@@ -441,6 +441,44 @@ impl Gate {
         n
     }
 
+    /// A thread whose deadline passed after a kernel wait takes queued entries into `out`
+    /// (their owed re-arms into `rearms`) if a slot is free, and otherwise gives up: what
+    /// [`enter`](Gate::enter) decides for a passed deadline, without counting the thread
+    /// into the kernel wait it will not make. The `bool` says whether the caller must wake
+    /// a kernel waiter through the selector.
+    #[inline]
+    pub(crate) fn last_look(
+        &self,
+        out: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
+    ) -> Result<(usize, bool), Failure> {
+        // A kernel wake owed by a slot this look took and gave back.
+        let mut wake = false;
+        loop {
+            let (_, step) = self.transition(|word| {
+                if word & CLOSED != 0 {
+                    (word, Step::Closed)
+                } else if self.has_slot(word) && word & QUEUED != 0 {
+                    (word + RUNNING, Step::Take)
+                } else {
+                    (word, Step::Timeout)
+                }
+            });
+            match step {
+                Step::Closed => return Err(Failure::PortClosed),
+                Step::Take => {
+                    let taken = self.take(out, rearms);
+                    if taken > 0 {
+                        return Ok((taken, self.pass_on() || wake));
+                    }
+                    // Another thread took them first: give the slot back, look again.
+                    wake |= self.leave();
+                }
+                _ => return Ok((0, wake)),
+            }
+        }
+    }
+
     /// A thread is back from the kernel; `saw_wake` says whether it saw a kernel wake.
     ///
     /// # Errors
@@ -494,7 +532,8 @@ impl Gate {
     }
 
     /// A thread left the kernel wait without coming back through [`back`](Gate::back) (a
-    /// panic, or a deadline that passed); returns whether to wake a kernel waiter.
+    /// panic, or a wait that reported nothing, so that it has nothing to run); returns
+    /// whether to wake a kernel waiter.
     pub(crate) fn abandon_kernel(&self) -> bool {
         self.word.fetch_sub(IN_KERNEL, AcqRel);
         self.pass_on()
@@ -790,6 +829,63 @@ mod model {
             post(&gate, &kernel, 2);
             let keys = joined(handles);
             assert_eq!(keys, [1, 2]);
+        });
+    }
+
+    /// A zero-timeout dequeue while another thread posts: it takes the entry (at once,
+    /// after its kernel look, or in its last look) or leaves it queued, and either way
+    /// leaves no count behind but its own release.
+    #[test]
+    fn a_passed_deadline_leaves_nothing_behind() {
+        model(|| {
+            let gate = Arc::new(Gate::new(1));
+            let kernel = Kernel::new();
+            let poster = {
+                let (gate, kernel) = (gate.clone(), kernel.clone());
+                thread::spawn(move || post(&gate, &kernel, 1))
+            };
+            let mut out = [CompletionEntry::default(); 1];
+            let mut rearms = Vec::new();
+            let (enter, wake) = gate
+                .enter(&mut out, &mut rearms, Deadline::Passed, false)
+                .unwrap();
+            if wake {
+                kernel.wake();
+            }
+            let mut got = match enter {
+                Enter::Taken(n) => n,
+                Enter::Timeout => 0,
+                // As the port does: the fake kernel reports only its wake, and a wait that
+                // reported nothing comes back without a slot.
+                Enter::Kernel if !kernel.wait(false) => {
+                    if gate.abandon_kernel() {
+                        kernel.wake();
+                    }
+                    0
+                }
+                Enter::Kernel => {
+                    let Ok(Back::Run) = gate.back(true) else {
+                        panic!("one thread, concurrency 1: it runs");
+                    };
+                    let (taken, wake) = gate.ran(0, &mut out, &mut rearms);
+                    if wake {
+                        kernel.wake();
+                    }
+                    taken
+                }
+            };
+            if got == 0 {
+                let (taken, wake) = gate.last_look(&mut out, &mut rearms).unwrap();
+                if wake {
+                    kernel.wake();
+                }
+                got = taken;
+            }
+            poster.join().unwrap();
+            let stats = gate.stats();
+            assert_eq!(stats.waiting_in_kernel, 0);
+            assert_eq!(got + stats.queued, 1, "the entry was lost or doubled");
+            assert_eq!(stats.released, got);
         });
     }
 

@@ -203,6 +203,60 @@ impl Word {
     fn interest(self) -> Interest {
         Interest::of(self.filter(), self.trigger())
     }
+
+    /// What an entry of this registration may report ([`Readiness::entry_filter`]).
+    ///
+    /// [`Readiness::entry_filter`]: crate::sys::Readiness::entry_filter
+    #[inline]
+    fn entry_filter(self) -> Events {
+        sys::Readiness::entry_filter(self.filter(), self.kind() == Kind::Datagram)
+    }
+
+    /// Whether a report with `generation` may become an entry: the registration's own
+    /// report, armed, not detached (its kernel item may be edge-armed on a socket that a
+    /// duplicate keeps open; rule 7: at most one stale entry, the one that led to the
+    /// detection). One compare of the three fields.
+    #[inline]
+    fn deliverable(self, generation: u32) -> bool {
+        const FIELDS: u64 = u32::MAX as u64 | 7 << 32 | Word::DETACHED;
+        let want = Word(u64::from(generation)).with_arm(Arm::Armed);
+        self.0 & FIELDS == want.0
+    }
+
+    /// The word once an armed registration delivered its entry: a one-shot registration
+    /// fired, a persistent level one pending (re-armed when the receiving thread calls
+    /// again), a persistent edge one still armed (its kernel interest stays armed). By
+    /// table: the trigger's one-shot and edge bits pick the arm in one load.
+    #[inline]
+    fn delivered(self) -> Word {
+        const AFTER: [Arm; 16] = {
+            let mut after = [Arm::Free; 16];
+            let mut bits = 0;
+            while bits < after.len() {
+                after[bits] = if bits as u8 & Trigger::ONESHOT.bits() != 0 {
+                    Arm::Fired
+                } else if bits as u8 & Trigger::EDGE.bits() != 0 {
+                    Arm::Armed
+                } else {
+                    Arm::Pending
+                };
+                bits += 1;
+            }
+            after
+        };
+        const _: () = assert!(Trigger::all().bits() < 16);
+        self.with_arm(AFTER[usize::from(self.trigger().bits() % 16)])
+    }
+
+    /// Whether delivering from this (armed) word owes something at the receiving thread's
+    /// next call: a persistent level registration's re-arm; a parked one-shot's disarm;
+    /// and for a persistent edge registration, whose kernel interest stays armed, a check
+    /// that its descriptor still names the socket, so that a registered descriptor closed
+    /// while a duplicate keeps the socket open yields at most one stale entry (rule 7).
+    #[inline]
+    fn owes(self) -> bool {
+        self.delivered().arm() != Arm::Fired || self.parked()
+    }
 }
 
 /// What only the lock holder reads and writes: how the kernel knows the socket.
@@ -290,9 +344,9 @@ fn split(token: u64) -> (u32, u32) {
     (token as u32, (token >> 32) as u32)
 }
 
-/// A validated kernel report: the entry, and the token to re-arm when the thread that
-/// receives it calls again (`None` when nothing is owed).
-pub(crate) type Delivery = (CompletionEntry, Option<u64>);
+/// A validated kernel report: the entry, and whether the report's token is owed a re-arm
+/// when the thread that receives it calls again.
+pub(crate) type Delivery = (CompletionEntry, bool);
 
 impl Registry {
     pub(crate) fn new(port: PortId) -> Registry {
@@ -402,48 +456,27 @@ impl Registry {
         let slot = self.slots.get(index as usize)?;
         let mut word = slot.load();
         loop {
-            // A detached registration delivers nothing: its kernel item may be edge-armed
-            // on a socket that a duplicate keeps open (rule 7: at most one stale entry, the
-            // one that led to the detection).
-            if word.generation() != generation || word.arm() != Arm::Armed || word.detached() {
+            if !word.deliverable(generation) {
                 return None;
             }
-            let events = event
-                .readiness
-                .events(word.filter(), word.kind() == Kind::Datagram);
+            let events = event.readiness.events(word.entry_filter());
             if events.is_empty() {
                 self.park(selector, slot, event.token);
                 return None;
             }
-            let trigger = word.trigger();
-            let next = if trigger.is_oneshot() {
-                Arm::Fired
-            } else if trigger.is_edge() {
-                Arm::Armed
-            } else {
-                Arm::Pending
-            };
             // Read before the compare-exchange, which (as a release) it cannot pass: if
             // the slot was freed and taken by a new registration meanwhile, the exchange
             // fails.
             let key = slot.key();
-            let fired = word.with_arm(next);
             match slot.word.compare_exchange_weak(
                 word.0,
-                fired.0,
+                word.delivered().0,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    // Owed at the receiving thread's next call: a persistent level
-                    // registration's re-arm; a parked one-shot's disarm; and for a
-                    // persistent edge registration, whose kernel interest stays armed, a
-                    // check that its descriptor still names the socket, so that a
-                    // registered descriptor closed while a duplicate keeps the socket open
-                    // yields at most one stale entry (rule 7).
-                    let owed = next != Arm::Fired || word.parked();
                     let entry = CompletionEntry::notification(key, events);
-                    return Some((entry, owed.then_some(event.token)));
+                    return Some((entry, word.owes()));
                 }
                 Err(actual) => word = Word(actual),
             }
@@ -1263,6 +1296,31 @@ mod tests {
                     assert_eq!(back, w, "setting a field changed another");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn delivery_follows_the_trigger() {
+        let armed = Word::default().with_generation(9).with_arm(Arm::Armed);
+        let cases = [
+            (Trigger::ONESHOT | Trigger::LEVEL, Arm::Fired, false),
+            (Trigger::ONESHOT | Trigger::EDGE, Arm::Fired, false),
+            (Trigger::PERSISTENT | Trigger::LEVEL, Arm::Pending, true),
+            (Trigger::PERSISTENT | Trigger::EDGE, Arm::Armed, true),
+        ];
+        for (trigger, arm, owes) in cases {
+            let w = armed.with_interest(Events::IN, trigger);
+            assert!(w.deliverable(9) && !w.deliverable(8), "{trigger:?}");
+            assert!(!w.with_detached(true).deliverable(9));
+            for other in [Arm::Free, Arm::Fired, Arm::Pending, Arm::Disabled] {
+                assert!(!w.with_arm(other).deliverable(9), "{other:?}");
+            }
+            assert_eq!(w.delivered(), w.with_arm(arm), "{trigger:?}");
+            assert_eq!(w.owes(), owes, "{trigger:?}");
+            assert!(
+                w.with_parked(true).owes(),
+                "a parked registration owes its disarm"
+            );
         }
     }
 

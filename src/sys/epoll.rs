@@ -271,24 +271,42 @@ pub(crate) fn interest(interest: Interest) -> u32 {
 }
 
 fn readiness(bits: u32) -> Readiness {
-    let bits = bits as libc::c_int;
+    // One table lookup for the bits below `EPOLLRDHUP`, whose bit is moved by a shift.
+    const LOW: u32 = 0x20;
+    const _: () = assert!(
+        ((libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32) < LOW
+            && libc::EPOLLRDHUP as u32 >= LOW
+    );
+    const TABLE: [u8; LOW as usize] = {
+        let mut table = [0; LOW as usize];
+        let mut bits = 0;
+        while bits < LOW {
+            table[bits as usize] = readiness_of(bits);
+            bits += 1;
+        }
+        table
+    };
+    let rdhup = libc::EPOLLRDHUP as u32;
+    let hangup = (bits & rdhup) >> (rdhup.trailing_zeros() - Readiness::HANGUP.trailing_zeros());
+    Readiness::new(TABLE[(bits % LOW) as usize] | hangup as u8)
+}
+
+/// The readiness of epoll `bits`, one condition at a time.
+const fn readiness_of(bits: u32) -> u8 {
     let mut r = 0;
-    if bits & libc::EPOLLIN != 0 {
+    if bits & libc::EPOLLIN as u32 != 0 {
         r |= Readiness::READABLE;
     }
-    if bits & libc::EPOLLOUT != 0 {
+    if bits & libc::EPOLLOUT as u32 != 0 {
         r |= Readiness::WRITABLE;
     }
-    if bits & libc::EPOLLRDHUP != 0 {
-        r |= Readiness::READ_HANGUP;
-    }
-    if bits & libc::EPOLLHUP != 0 {
+    if bits & (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
         r |= Readiness::HANGUP;
     }
-    if bits & libc::EPOLLERR != 0 {
+    if bits & libc::EPOLLERR as u32 != 0 {
         r |= Readiness::ERROR;
     }
-    Readiness::new(r)
+    r
 }
 
 /// Milliseconds for `epoll_wait`, rounded up so that a wait never ends before `timeout`.
@@ -308,6 +326,24 @@ fn timeout_ms(timeout: Option<Duration>) -> libc::c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_bits() {
+        let cases = [
+            (libc::EPOLLIN, Readiness::READABLE),
+            (libc::EPOLLOUT, Readiness::WRITABLE),
+            (libc::EPOLLRDHUP, Readiness::HANGUP),
+            (libc::EPOLLHUP, Readiness::HANGUP),
+            (libc::EPOLLERR, Readiness::ERROR),
+            (libc::EPOLLPRI | libc::EPOLLET | libc::EPOLLONESHOT, 0),
+        ];
+        let mut all = (0, 0);
+        for (epoll, want) in cases {
+            assert_eq!(readiness(epoll as u32), Readiness::new(want), "{epoll:#x}");
+            all = (all.0 | epoll, all.1 | want);
+        }
+        assert_eq!(readiness(all.0 as u32), Readiness::new(all.1));
+    }
 
     #[test]
     fn timeouts_round_up() {

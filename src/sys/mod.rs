@@ -120,44 +120,48 @@ pub(crate) fn index(socket: Socket) -> Option<usize> {
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 
 /// Readiness as the kernel reported it, before the registration's filter applies.
+///
+/// Laid out as [`Events`], each condition at the bit of the entry event it becomes, so
+/// that [`events`](Readiness::events) is an AND with what the registration lets through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Readiness(u8);
 
 impl Readiness {
-    pub(crate) const READABLE: u8 = 0x01;
-    pub(crate) const WRITABLE: u8 = 0x02;
-    /// The peer shut down its sending side (`EPOLLRDHUP`).
-    pub(crate) const READ_HANGUP: u8 = 0x04;
-    /// Both directions are shut down or the connection is gone (`EPOLLHUP`).
-    pub(crate) const HANGUP: u8 = 0x08;
-    pub(crate) const ERROR: u8 = 0x10;
+    pub(crate) const READABLE: u8 = Events::IN.bits() as u8;
+    pub(crate) const WRITABLE: u8 = Events::OUT.bits() as u8;
+    /// The peer shut down its sending side (`EPOLLRDHUP`), or both directions are shut
+    /// down or the connection is gone (`EPOLLHUP`): an entry does not tell them apart.
+    pub(crate) const HANGUP: u8 = Events::HANGUP.bits() as u8;
+    pub(crate) const ERROR: u8 = Events::ERR.bits() as u8;
 
     pub(crate) fn new(bits: u8) -> Self {
         Readiness(bits)
     }
 
+    /// Whether any of `bits` is set (for the Windows backends' tests).
+    #[cfg(all(windows, test))]
     pub(crate) fn has(self, bits: u8) -> bool {
         self.0 & bits != 0
     }
 
-    /// The entry's events for a registration with `filter`: ERR always, HANGUP only when
-    /// asked for and never on a datagram socket (rules 13 and 14).
-    pub(crate) fn events(self, filter: Events, datagram: bool) -> Events {
-        let mut events = Events::empty();
-        if self.has(Self::READABLE) {
-            events |= Events::IN;
+    /// The entry's events for a registration that lets `through` through
+    /// ([`entry_filter`]).
+    ///
+    /// [`entry_filter`]: Readiness::entry_filter
+    #[inline]
+    pub(crate) fn events(self, through: Events) -> Events {
+        Events::from_bits_retain(u16::from(self.0)) & through
+    }
+
+    /// What an entry may report for a registration with `filter`: ERR always, HANGUP only
+    /// when asked for and never on a datagram socket (rules 13 and 14).
+    #[inline]
+    pub(crate) fn entry_filter(filter: Events, datagram: bool) -> Events {
+        let mut through = filter & Events::FILTER;
+        if datagram {
+            through.remove(Events::HANGUP);
         }
-        if self.has(Self::WRITABLE) {
-            events |= Events::OUT;
-        }
-        if self.has(Self::READ_HANGUP | Self::HANGUP) && !datagram {
-            events |= Events::HANGUP;
-        }
-        events &= filter;
-        if self.has(Self::ERROR) {
-            events |= Events::ERR;
-        }
-        events
+        through | Events::ERR
     }
 }
 
@@ -182,6 +186,10 @@ pub(crate) struct Reports {
 impl Reports {
     pub(crate) fn clear(&mut self) {
         self.events.clear();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = RawEvent> + '_ {
@@ -474,19 +482,32 @@ mod tests {
 
     #[test]
     fn readiness_respects_filter_and_socket_kind() {
-        let all = Readiness::new(0x1f);
-        assert_eq!(all.events(Events::IN, false), Events::IN | Events::ERR);
+        let through = Readiness::entry_filter;
+        let all = Readiness::new(
+            Readiness::READABLE | Readiness::WRITABLE | Readiness::HANGUP | Readiness::ERROR,
+        );
         assert_eq!(
-            all.events(Events::FILTER, false),
+            all.events(through(Events::IN, false)),
+            Events::IN | Events::ERR
+        );
+        assert_eq!(
+            all.events(through(Events::FILTER, false)),
             Events::IN | Events::OUT | Events::HANGUP | Events::ERR
         );
         assert_eq!(
-            all.events(Events::FILTER, true),
+            all.events(through(Events::FILTER, true)),
             Events::IN | Events::OUT | Events::ERR
         );
         let hup = Readiness::new(Readiness::HANGUP);
-        assert_eq!(hup.events(Events::IN | Events::OUT, false), Events::empty());
-        assert_eq!(hup.events(Events::HANGUP, false), Events::HANGUP);
+        let (io, hangup) = (Events::IN | Events::OUT, Events::HANGUP);
+        assert_eq!(hup.events(through(io, false)), Events::empty());
+        assert_eq!(hup.events(through(hangup, false)), Events::HANGUP);
+        assert_eq!(hup.events(through(hangup, true)), Events::empty());
+        let err = Readiness::new(Readiness::ERROR);
+        assert_eq!(err.events(through(Events::empty(), false)), Events::ERR);
+        // Bits of a filter that are no condition let nothing more through.
+        let odd = Events::from_bits_retain(0xff);
+        assert_eq!(through(odd, false), Events::FILTER | Events::ERR);
     }
 
     #[cfg(unix)]

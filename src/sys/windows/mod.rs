@@ -51,10 +51,10 @@
 //!   the registered one (see the known limits).
 //! - **Readiness.** `RECEIVE`/`ACCEPT` are READABLE; `SEND` is WRITABLE (a finished connect
 //!   shows as SEND; `AFD_POLL_CONNECT` is not used, as in mio, because AFD reports it on
-//!   every poll of a connected socket); `DISCONNECT` is READABLE | READ_HANGUP; `ABORT` is
+//!   every poll of a connected socket); `DISCONNECT` is READABLE | HANGUP; `ABORT` is
 //!   READABLE | WRITABLE | HANGUP | ERROR; `CONNECT_FAIL` is READABLE | WRITABLE | ERROR, as
 //!   a reset and a failed connect look on Linux. A datagram socket never reports
-//!   READ_HANGUP or HANGUP. ERROR is always polled (`ABORT | CONNECT_FAIL`), whatever the
+//!   HANGUP. ERROR is always polled (`ABORT | CONNECT_FAIL`), whatever the
 //!   filter; IN polls `RECEIVE | ACCEPT | DISCONNECT`, OUT polls `SEND`, HANGUP polls
 //!   `DISCONNECT | ABORT`.
 //! - **Waiting.** Any number of threads may [`wait`](Selector::wait) at once; each dequeues

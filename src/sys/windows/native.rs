@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(trigger(i), 0x0a, "persistent EDGE");
         let r = readiness(0x47);
         assert_eq!(
-            r.events(Events::FILTER, false),
+            r.events(Readiness::entry_filter(Events::FILTER, false)),
             Events::IN | Events::OUT | Events::HANGUP | Events::ERR
         );
     }

@@ -626,7 +626,7 @@ pub(super) fn readiness(events: u32, datagram: bool) -> Readiness {
     }
     if events & afd::DISCONNECT != 0 {
         // End of stream is readable (recv returns 0), as on Linux.
-        bits |= Readiness::READABLE | Readiness::READ_HANGUP;
+        bits |= Readiness::READABLE | Readiness::HANGUP;
     }
     if events & afd::ABORT != 0 {
         bits |= Readiness::READABLE | Readiness::WRITABLE | Readiness::HANGUP | Readiness::ERROR;
@@ -635,7 +635,7 @@ pub(super) fn readiness(events: u32, datagram: bool) -> Readiness {
         bits |= Readiness::READABLE | Readiness::WRITABLE | Readiness::ERROR;
     }
     if datagram {
-        bits &= !(Readiness::READ_HANGUP | Readiness::HANGUP);
+        bits &= !Readiness::HANGUP;
     }
     Readiness::new(bits)
 }

@@ -220,7 +220,7 @@ fn persistent_edge_repolls_only_at_check() {
     assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
     drop(client);
     let readiness = expect_one(&sel, 4);
-    assert!(readiness.has(Readiness::READ_HANGUP), "{readiness:?}");
+    assert!(readiness.has(Readiness::HANGUP), "{readiness:?}");
     assert_eq!(change(&sel, raw, 4, Op::Check), Ok(()));
     expect_nothing(&sel);
     // Check fails for a handle that does not name the socket.
@@ -398,7 +398,7 @@ fn peer_shutdown_gives_readable_and_read_hangup() {
     client.shutdown(std::net::Shutdown::Write).unwrap();
     let readiness = expect_one(&sel, 4);
     assert!(readiness.has(Readiness::READABLE), "{readiness:?}");
-    assert!(readiness.has(Readiness::READ_HANGUP), "{readiness:?}");
+    assert!(readiness.has(Readiness::HANGUP), "{readiness:?}");
     assert!(
         !readiness.has(Readiness::ERROR),
         "a FIN is no error: {readiness:?}"
@@ -430,9 +430,7 @@ fn udp_never_hangs_up() {
     assert!(!seen.is_empty());
     for event in &seen {
         assert!(
-            !event
-                .readiness
-                .has(Readiness::READ_HANGUP | Readiness::HANGUP),
+            !event.readiness.has(Readiness::HANGUP),
             "a datagram socket reported a hangup: {seen:?}"
         );
     }
@@ -605,14 +603,13 @@ fn afd_events_map_to_readiness_as_documented() {
     use super::selector::readiness;
     const R: u8 = Readiness::READABLE;
     const W: u8 = Readiness::WRITABLE;
-    const RH: u8 = Readiness::READ_HANGUP;
     const H: u8 = Readiness::HANGUP;
     const E: u8 = Readiness::ERROR;
     let table = [
         (RECEIVE, false, R),
         (ACCEPT, false, R),
         (SEND, false, W),
-        (DISCONNECT, false, R | RH),
+        (DISCONNECT, false, R | H),
         (ABORT, false, R | W | H | E),
         (CONNECT_FAIL, false, R | W | E),
         (LOCAL_CLOSE, false, 0),
