@@ -273,6 +273,15 @@ enum Step {
     Park,
 }
 
+/// What a thread does when a slot is free and nothing is queued.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Waits in the kernel (a call).
+    Wait,
+    /// Gives up (the last look of a call whose deadline passed).
+    GiveUp,
+}
+
 impl Gate {
     pub(crate) fn new(concurrency: usize) -> Gate {
         Gate {
@@ -354,17 +363,37 @@ impl Gate {
         // deadline passed is known without the clock here: a zero timeout has, any other
         // was set a moment ago.
         let own = if released_here { RUNNING } else { 0 };
-        match self.step(own, deadline == Deadline::Passed) {
+        match self.step(own, deadline == Deadline::Passed, Then::Wait) {
             Step::Kernel => Ok((Enter::Kernel, false)),
-            step => self.settle(step, out, rearms, deadline),
+            step => self.settle(step, out, rearms, deadline, Then::Wait),
+        }
+    }
+
+    /// A thread whose deadline passed after a kernel wait takes queued entries into `out`
+    /// (their owed re-arms into `rearms`) if a slot is free, and otherwise gives up: what
+    /// [`enter`](Gate::enter) decides for a passed deadline, without counting the thread
+    /// into the kernel wait it will not make. The `bool` says whether the caller must wake
+    /// a kernel waiter through the selector.
+    #[inline]
+    pub(crate) fn last_look(
+        &self,
+        out: &mut [CompletionEntry],
+        rearms: &mut Vec<u64>,
+    ) -> Result<(usize, bool), Failure> {
+        match self.step(0, true, Then::GiveUp) {
+            Step::Timeout => Ok((0, false)),
+            step => match self.settle(step, out, rearms, Deadline::Passed, Then::GiveUp)? {
+                (Enter::Taken(n), wake) => Ok((n, wake)),
+                (_, wake) => Ok((0, wake)),
+            },
         }
     }
 
     /// What a thread does next when it calls, in one compare-exchange: gives back `own`,
-    /// and takes a slot for the queue, or waits in the kernel, or (every slot taken) times
-    /// out if `expired`, else counts itself parked.
+    /// and takes a slot for the queue, or (a slot free, the queue empty) does `then`, or
+    /// (every slot taken) times out if `expired`, else counts itself parked.
     #[inline]
-    fn step(&self, own: u64, expired: bool) -> Step {
+    fn step(&self, own: u64, expired: bool, then: Then) -> Step {
         self.transition(|word| {
             let word = word - own;
             if word & CLOSED != 0 {
@@ -377,15 +406,18 @@ impl Gate {
                 }
             } else if word & QUEUED != 0 {
                 (word + RUNNING, Step::Take)
-            } else {
+            } else if then == Then::Wait {
                 (word + IN_KERNEL, Step::Kernel)
+            } else {
+                (word, Step::Timeout)
             }
         })
         .1
     }
 
-    /// Carries out `step` of [`enter`](Gate::enter), and the steps after it until the
-    /// thread waits in the kernel, has entries, or fails.
+    /// Carries out `step` of [`enter`](Gate::enter) or [`last_look`](Gate::last_look), and
+    /// the steps after it until the thread waits in the kernel, has entries, gives up, or
+    /// fails.
     #[inline(never)]
     fn settle(
         &self,
@@ -393,6 +425,7 @@ impl Gate {
         out: &mut [CompletionEntry],
         rearms: &mut Vec<u64>,
         deadline: Deadline,
+        then: Then,
     ) -> Result<(Enter, bool), Failure> {
         // A kernel wake owed by a slot this call took and gave back.
         let mut wake = false;
@@ -411,7 +444,7 @@ impl Gate {
                     wake |= self.leave();
                 }
             }
-            step = self.step(0, deadline.passed());
+            step = self.step(0, deadline.passed(), then);
         }
     }
 
@@ -439,44 +472,6 @@ impl Gate {
             }
         }
         n
-    }
-
-    /// A thread whose deadline passed after a kernel wait takes queued entries into `out`
-    /// (their owed re-arms into `rearms`) if a slot is free, and otherwise gives up: what
-    /// [`enter`](Gate::enter) decides for a passed deadline, without counting the thread
-    /// into the kernel wait it will not make. The `bool` says whether the caller must wake
-    /// a kernel waiter through the selector.
-    #[inline]
-    pub(crate) fn last_look(
-        &self,
-        out: &mut [CompletionEntry],
-        rearms: &mut Vec<u64>,
-    ) -> Result<(usize, bool), Failure> {
-        // A kernel wake owed by a slot this look took and gave back.
-        let mut wake = false;
-        loop {
-            let (_, step) = self.transition(|word| {
-                if word & CLOSED != 0 {
-                    (word, Step::Closed)
-                } else if self.has_slot(word) && word & QUEUED != 0 {
-                    (word + RUNNING, Step::Take)
-                } else {
-                    (word, Step::Timeout)
-                }
-            });
-            match step {
-                Step::Closed => return Err(Failure::PortClosed),
-                Step::Take => {
-                    let taken = self.take(out, rearms);
-                    if taken > 0 {
-                        return Ok((taken, self.pass_on() || wake));
-                    }
-                    // Another thread took them first: give the slot back, look again.
-                    wake |= self.leave();
-                }
-                _ => return Ok((0, wake)),
-            }
-        }
     }
 
     /// A thread is back from the kernel; `saw_wake` says whether it saw a kernel wake.
