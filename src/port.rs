@@ -247,19 +247,21 @@ thread_local! {
 
 /// Runs `f` with this thread's kept state, or a fresh one where it is gone or in use (a
 /// thread-local destructor, rule 20); a release recorded in a fresh one ends with `f`.
-fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> R {
-    let mut f = Some(f);
+/// `f` runs once; it is `FnMut` so that the fallback can call it without an `Option`
+/// around it (a closure over borrowed arguments is `FnMut` by reborrowing them).
+#[inline]
+fn with_local<R>(mut f: impl FnMut(&mut Local) -> R) -> R {
     let done = LOCAL.try_with(|cell| {
         let mut local = cell.try_borrow_mut().ok()?;
-        Some((f.take().expect("called once"))(&mut local))
+        Some(f(&mut local))
     });
     match done {
         Ok(Some(r)) => r,
-        _ => (f.take().expect("not called"))(&mut Local::default()),
+        _ => f(&mut Local::default()),
     }
 }
 
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+fn with_scratch<R>(mut f: impl FnMut(&mut Scratch) -> R) -> R {
     with_local(|local| f(&mut local.scratch))
 }
 
@@ -571,16 +573,7 @@ impl CompletionPort {
         entries: &mut [CompletionEntry],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        // As `with_local`, with the arguments borrowed rather than moved into the closure, so
-        // that the fallback can have them back without wrapping the closure in an `Option`.
-        let kept = LOCAL.try_with(|cell| {
-            let mut local = cell.try_borrow_mut().ok()?;
-            Some(self.call_with(&mut local, registrations, entries, timeout))
-        });
-        match kept {
-            Ok(Some(result)) => result,
-            _ => self.call_with(&mut Local::default(), registrations, entries, timeout),
-        }
+        with_local(|local| self.call_with(local, registrations, entries, timeout))
     }
 
     fn call_with(
