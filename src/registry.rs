@@ -121,6 +121,8 @@ enum Kind {
 struct Word(u64);
 
 impl Word {
+    const GENERATION: u64 = u32::MAX as u64;
+    const ARM: u64 = 7 << 32;
     const DETACHED: u64 = 1 << 35;
     const PARKED: u64 = 1 << 36;
 
@@ -129,11 +131,11 @@ impl Word {
     }
 
     fn with_generation(self, generation: u32) -> Word {
-        Word(self.0 & !u64::from(u32::MAX) | u64::from(generation))
+        Word(self.0 & !Word::GENERATION | u64::from(generation))
     }
 
     fn arm(self) -> Arm {
-        match (self.0 >> 32) & 7 {
+        match (self.0 & Word::ARM) >> 32 {
             1 => Arm::Armed,
             2 => Arm::Fired,
             3 => Arm::Pending,
@@ -143,7 +145,7 @@ impl Word {
     }
 
     fn with_arm(self, arm: Arm) -> Word {
-        Word(self.0 & !(7 << 32) | (arm as u64) << 32)
+        Word(self.0 & !Word::ARM | (arm as u64) << 32)
     }
 
     fn live(self) -> bool {
@@ -218,7 +220,7 @@ impl Word {
     /// detection). One compare of the three fields.
     #[inline]
     fn deliverable(self, generation: u32) -> bool {
-        const FIELDS: u64 = u32::MAX as u64 | 7 << 32 | Word::DETACHED;
+        const FIELDS: u64 = Word::GENERATION | Word::ARM | Word::DETACHED;
         let want = Word(u64::from(generation)).with_arm(Arm::Armed);
         self.0 & FIELDS == want.0
     }
