@@ -13,7 +13,8 @@ use crate::run::{Measured, Run, TICK};
 use crate::sys::{self, syscall};
 use crate::workload::{posted, Sockets, BATCH, BUFFER};
 
-const ONESHOT_IN: u32 = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+/// One-shot level interest in reading: what every one-shot epoll loop of the bench arms.
+pub const ONESHOT_IN: u32 = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
 
 /// An epoll instance.
 #[derive(Debug)]

@@ -13,14 +13,13 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use socknotify::CompletionEntry;
 
+use crate::contender::epoll::{Epoll, ONESHOT_IN};
 use crate::run::TICK;
-use crate::sys::syscall;
 use crate::workload::{Sockets, BATCH};
 
 /// What a registration carries, laid out as [`socknotify::Registration`] is.
@@ -83,7 +82,7 @@ thread_local! {
 /// The model's port: an epoll instance, a slot per socket, a descriptor index, a gate word.
 pub struct Floor<'a> {
     set: &'a Sockets,
-    epoll: OwnedFd,
+    epoll: Epoll,
     slots: Vec<Slot>,
     by_fd: Vec<u32>,
     /// Released threads (low 32 bits) and threads in the kernel wait (high 32 bits).
@@ -99,10 +98,7 @@ impl<'a> Floor<'a> {
     /// Registers every socket of `set` one-shot level `IN` (its key is its index) and
     /// sends the first message of each pair.
     pub fn new(set: &'a Sockets, buf: Vec<u8>) -> io::Result<Floor<'a>> {
-        // SAFETY: plain syscall with a flags argument.
-        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
-        // SAFETY: epoll_create1 returned a new descriptor that nothing else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        let epoll = Epoll::new()?;
         let mut slots = Vec::new();
         let mut by_fd = Vec::new();
         for key in 0..set.len() {
@@ -119,17 +115,7 @@ impl<'a> Floor<'a> {
                 by_fd.resize(at + 1, 0);
             }
             by_fd[at] = index + 1;
-            let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
-                u64: u64::from(index),
-            };
-            // SAFETY: `event` is a valid epoll_event for the duration of the call.
-            syscall!(epoll_ctl(
-                epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd,
-                &mut event
-            ))?;
+            epoll.add(fd, ONESHOT_IN, u64::from(index))?;
         }
         set.kick()?;
         Ok(Floor {
@@ -203,25 +189,10 @@ impl<'a> Floor<'a> {
             {
                 return Err(io::Error::other("floor model: the word changed"));
             }
-            let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
-                u64: (word & 0xffff_ffff) << 32 | index as u64,
-            };
-            // SAFETY: `event` is a valid epoll_event for the duration of the call.
-            let rc = unsafe {
-                libc::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_MOD,
-                    change.socket,
-                    &mut event,
-                )
-            };
-            change.result = if rc == 0 {
-                0
-            } else {
-                io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EIO)
+            let token = (word & 0xffff_ffff) << 32 | index as u64;
+            change.result = match self.epoll.modify(change.socket, ONESHOT_IN, token) {
+                Ok(()) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
             };
             slot.lock.store(0, Ordering::Release);
         }
@@ -238,17 +209,8 @@ impl<'a> Floor<'a> {
         }
         // 6: the deadline.
         let deadline = Instant::now().checked_add(TICK);
-        let max = self.events.len() as libc::c_int;
-        // SAFETY: `events` is valid for `max` writes of epoll_event.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                max,
-                TICK.as_millis() as libc::c_int,
-            )
-        };
-        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        // The baseline loop's wait: `TICK`, an interrupted wait counted as empty.
+        let n = self.epoll.wait(&mut self.events)?;
         // 5: back from the kernel, take a release if one is free.
         let gate = self.gate.load(Ordering::Acquire);
         let took = gate & 0xffff_ffff < self.concurrency;

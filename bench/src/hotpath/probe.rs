@@ -16,7 +16,7 @@ use mio::{Interest, Poll, Token};
 use socknotify::{Backend, CompletionEntry, CompletionPort, Events, Registration, Trigger};
 
 use super::floor::Floor;
-use crate::contender::epoll::Epoll;
+use crate::contender::epoll::{Epoll, ONESHOT_IN};
 use crate::options::{invalid, Args};
 use crate::perf::Control;
 use crate::run::TICK;
@@ -292,7 +292,6 @@ fn no_events() -> Vec<libc::epoll_event> {
     vec![libc::epoll_event { events: 0, u64: 0 }; BATCH]
 }
 
-const ONESHOT_IN: u32 = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
 const EDGE_IN: u32 = (libc::EPOLLIN | libc::EPOLLET) as u32;
 
 // ---- echo: one-shot level echo over `sockets` socket pairs, one thread ----
